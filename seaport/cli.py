@@ -1,0 +1,85 @@
+"""The `seaport` command line.
+
+Each command lives in its own module, which exposes `add_arguments(parser)` and
+`run(args) -> int`. Modules are imported only when their command runs, so `--help`
+stays fast and a broken optional dependency breaks only its own command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from seaport.errors import SeaportError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "broker": ("seaport.kafka.broker", "start, stop or inspect a local single-node Kafka broker (KRaft)"),
+    "topics": ("seaport.kafka.topics", "create seaport's topics (idempotent)"),
+    "produce": ("seaport.kafka.produce", "send each line of a JSON-lines file to a topic, as it is"),
+    "collect": ("seaport.collector.app", "the HTTP collector for tracking pixels and SDK batches"),
+    "simulate": ("seaport.simulate", "generate realistic, seeded traffic into files or Kafka"),
+    "ingest": ("pipelines.ingest", "the Beam pipeline: Kafka to the warehouse"),
+    "erase": ("seaport.erase", "file an erasure request for a subject"),
+    "report": ("pipelines.security_report", "reports; `report security --date D` is the nightly anomaly report"),
+    "dashboard": ("dashboards.dashboard", "build the product dashboard (HTML) from the warehouse"),
+    "audit": ("seaport.audit", "scan every file of a warehouse for personal identifiers"),
+    "bench": ("seaport.bench", "the throughput benchmark"),
+}
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def add_kafka_options(parser: argparse.ArgumentParser) -> None:
+    """The options every command that talks to Kafka takes."""
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("SEAPORT_BOOTSTRAP", DEFAULT_BOOTSTRAP),
+        metavar="HOST:PORT",
+        help="Kafka bootstrap server (default: $SEAPORT_BOOTSTRAP or %(default)s)",
+    )
+    parser.add_argument(
+        "--kafka-client",
+        choices=["confluent", "kafka-python"],
+        default="confluent",
+        help="Kafka client library (default: %(default)s; kafka-python where librdkafka is missing)",
+    )
+
+
+def _parser_for(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seaport",
+        description="seaport: privacy-aware analytics ingestion (Kafka -> Beam -> DuckDB/Parquet).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    command = command if command in COMMANDS else None
+    parser = _parser_for(command)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except SeaportError as e:
+        print(f"seaport {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seaport {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
