@@ -1,0 +1,104 @@
+"""Small builders for self-contained HTML pages: escaped text, tables and inline SVG bar charts.
+
+Every piece of text that comes from data (page names, elements, reasons…) goes through `esc`, so a
+page called `<script>` shows as text and never runs. No CDN, no JavaScript: a page is one file.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde3ea}
+table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .6rem;border-bottom:1px solid #eef1f4;
+text-align:left;vertical-align:top}th{background:#f5f7f9}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.empty{color:#7a8694;font-style:italic}.note{color:#55606c;font-size:.9rem}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #dde3ea;border-radius:6px;padding:.6rem 1rem}
+.card b{display:block;font-size:1.3rem}svg text{font:11px system-ui,sans-serif;fill:#1d2733}
+code{background:#f5f7f9;padding:0 .2rem;word-break:break-all}
+"""
+
+NO_DATA = '<p class="empty">no data yet</p>'
+
+
+def esc(value: object) -> str:
+    """Text from data, safe to put in HTML text or attributes."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def page(title: str, body: str) -> str:
+    """A whole HTML document with the inline style sheet."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def fmt(value: object) -> str:
+    """Numbers readable at a glance; everything else as text."""
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[object]], max_cell: int = 200) -> str:
+    """An HTML table; numbers right-aligned, long cells cut to `max_cell` characters."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for value in row:
+            text = fmt(value)
+            text = text if len(text) <= max_cell else text[: max_cell - 1] + "…"
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            cells.append(f'<td class="n">{esc(text)}</td>' if numeric else f"<td>{esc(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    if not body:
+        return NO_DATA
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def hbar_chart(items: Sequence[tuple[str, float]], width: int = 640, label_width: int = 220) -> str:
+    """Horizontal bars, one per (label, value), as inline SVG."""
+    if not items:
+        return NO_DATA
+    bar_h, gap = 16, 4
+    top = max(v for _, v in items) or 1
+    room = width - label_width - 70
+    parts = []
+    for i, (label, value) in enumerate(items):
+        y = i * (bar_h + gap)
+        w = max(1.0, room * value / top)
+        short = label if len(label) <= 34 else label[:33] + "…"
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + 12}" text-anchor="end">{esc(short)}</text>'
+            f'<rect x="{label_width}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="#3b7dd8">'
+            f"<title>{esc(label)}: {esc(fmt(value))}</title></rect>"
+            f'<text x="{label_width + w + 4:.1f}" y="{y + 12}">{esc(fmt(value))}</text>'
+        )
+    height = len(items) * (bar_h + gap)
+    return f'<svg width="{width}" height="{height}" role="img">{"".join(parts)}</svg>'
+
+
+def column_chart(items: Sequence[tuple[str, float]], width: int = 1000, height: int = 180) -> str:
+    """Vertical columns over time (e.g. one per hour), first and last labels under the axis."""
+    if not items:
+        return NO_DATA
+    top = max(v for _, v in items) or 1
+    plot_h = height - 30
+    step = width / len(items)
+    parts = []
+    for i, (label, value) in enumerate(items):
+        h = plot_h * value / top
+        parts.append(
+            f'<rect x="{i * step:.1f}" y="{plot_h - h:.1f}" width="{max(1.0, step - 1):.1f}" '
+            f'height="{h:.1f}" fill="#3b7dd8"><title>{esc(label)}: {esc(fmt(value))}</title></rect>'
+        )
+    parts.append(f'<text x="0" y="{height - 12}">{esc(items[0][0])}</text>')
+    parts.append(f'<text x="{width}" y="{height - 12}" text-anchor="end">{esc(items[-1][0])}</text>')
+    parts.append(f'<text x="0" y="10">max {esc(fmt(top))}</text>')
+    return f'<svg width="{width}" height="{height}" role="img">{"".join(parts)}</svg>'
