@@ -1,0 +1,416 @@
+"""Ingest: Kafka to the warehouse, as an Apache Beam pipeline.
+
+What it computes: every message that stands in `beacons.raw`, `access_logs.raw`,
+`consent.events` and `erasure.requests` between the positions already stored and the end
+offsets seen at the start of the run is parsed and validated (the bad ones go to `deadletter`,
+redacted), protected by the field policy (pseudonymized, generalized, redacted, dropped), staged
+as Parquet, and committed to the warehouse; then the analysts' aggregates are re-materialized and
+the Kafka offsets committed (see `sinks/warehouse.py` for the commit order and why it is
+exactly-once in effect).
+
+The graph:
+
+    OffsetRanges ▸ SplitRanges ▸ Distribute (Reshuffle) ▸ ReadKafka ▸ ValidateAndProtect
+
+`ReadKafka` yields batches of records and `ValidateAndProtect` stages each batch as Arrow/Parquet
+files, so that no per-element Beam overhead sits on the hot path.
+
+Run it (a broker on 127.0.0.1:9092 with traffic in it):
+
+    seaport ingest --until-caught-up --dev --warehouse warehouse/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from pydantic import ValidationError
+
+from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
+from seaport.cli import add_kafka_options
+from seaport.errors import SeaportError
+from seaport.kafka.topics import add_prefix_option, topic_name
+from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
+
+INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
+SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kafka_options(parser)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="read up to the end offsets that stand at the start, then exit (the default)",
+    )
+    mode.add_argument("--streaming", action="store_true", help="run again and again until stopped (Ctrl-C)")
+    parser.add_argument("--warehouse", type=Path, default=Path("warehouse"), help="warehouse folder (default: %(default)s)")
+    parser.add_argument("--group", default="seaport-ingest", help="Kafka consumer group (default: %(default)s)")
+    parser.add_argument("--k", type=int, default=5, help="k-anonymity threshold for published cells (default: %(default)s)")
+    parser.add_argument("--timezone", default="Asia/Shanghai", help="the zone of days and hours (default: %(default)s)")
+    parser.add_argument(
+        "--security-retention-days", type=int, default=180, help="keep security events this long (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--runner", default="FnApiRunner", help="any Beam runner (default: %(default)s, in-process); other Beam "
+        "pipeline options may follow, e.g. --direct_num_workers=2"
+    )
+    add_prefix_option(parser)
+    parser.add_argument("--dev", action="store_true", help="without SEAPORT_PSEUDONYM_KEY_FILE: a throw-away key in .seaport/")
+    parser.add_argument("--poll-seconds", type=float, default=2.0, help="--streaming: pause between runs (default: %(default)s)")
+    parser.add_argument("--max-batch", type=int, default=5000, help=argparse.SUPPRESS)
+    parser.set_defaults(accepts_extra=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from seaport.kafka.clients import make_client
+    from transforms.policy import FieldPolicy
+    from transforms.pseudonyms import Pseudonymizer
+
+    if args.k < 1:
+        raise SeaportError("--k must be at least 1")
+    prefix = args.topic_prefix
+    # Everything that can refuse to run does so before a single message is read.
+    policy = FieldPolicy.load()
+    pseudonymizer = Pseudonymizer.from_environment(dev=args.dev, dev_dir=Path(".seaport"))
+    _check_timezone(args.timezone)
+    client = make_client(args.kafka_client, args.bootstrap)
+    warehouse = Warehouse(args.warehouse, tz=args.timezone, k=args.k)
+    stop = _StopFlag()
+    try:
+        while True:
+            summary = ingest_once(
+                client=client, warehouse=warehouse, policy=policy, pseudonymizer=pseudonymizer,
+                group=args.group, prefix=prefix, runner=args.runner, beam_args=args.extra,
+                kafka_client=args.kafka_client, bootstrap=args.bootstrap,
+                retention_days=args.security_retention_days, max_batch=args.max_batch,
+            )
+            print(format_summary(summary, warehouse.root), flush=True)
+            if not args.streaming or stop.requested:
+                return 0
+            stop.wait(args.poll_seconds)
+            if stop.requested:
+                return 0
+    finally:
+        warehouse.close()
+        client.close()
+
+
+def ingest_once(
+    *, client: Any, warehouse: Warehouse, policy: Any, pseudonymizer: Any, group: str, prefix: str, runner: str,
+    beam_args: list[str], kafka_client: str, bootstrap: str, retention_days: int, max_batch: int = 5000,
+) -> RunSummary:
+    """One bounded run: plan ranges, read+protect+stage with Beam, commit, materialize, commit offsets."""
+    summary = RunSummary(
+        run_id=uuid.uuid4().hex[:16], started_at=datetime.now(timezone.utc),
+        ranges=plan_ranges(client, warehouse.positions(), group, prefix),
+        kafka_client=kafka_client, runner=runner, policy_version=policy.version,
+    )
+    pending = [r for r in summary.ranges if r.end > r.start]
+    if not pending and _has_tables(warehouse):
+        return summary
+    staging_root = warehouse.root / ".staging"
+    shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that died: never committed
+    staging = staging_root / summary.run_id
+    staging.mkdir(parents=True)
+    if pending:
+        counts = run_pipeline(pending, staging, policy, pseudonymizer, kafka_client, bootstrap, runner, beam_args, max_batch)
+        summary.messages = counts.pop("messages", 0)
+        summary.valid = counts.pop("valid", 0)
+        summary.deadletters = counts.pop("deadletter", 0)
+        summary.consent_changes = counts.pop("consent", 0)
+        summary.erasure_requests = counts.pop("erasure", 0)
+        summary.redactions = {k.removeprefix("redacted_"): v for k, v in sorted(counts.items()) if k.startswith("redacted_")}
+        publish_deadletters(client, staging, prefix)
+    warehouse.commit_run(summary, staging, policy.consent_gated_columns(), retention_days)
+    summary.duplicates = max(0, summary.valid - summary.consent_changes - summary.erasure_requests - _security_stored(summary, warehouse))
+    warehouse.materialize(summary)
+    client.commit(group, {(r.kafka_topic, r.partition): r.end for r in pending})
+    shutil.rmtree(staging_root, ignore_errors=True)
+    return summary
+
+
+def _security_stored(summary: RunSummary, warehouse: Warehouse) -> int:
+    """Valid events of the run that are stored (beacons and access logs), to derive duplicates."""
+    return warehouse.con.execute(
+        "SELECT count(*) FROM sec.security_events WHERE event_id IN (SELECT event_id FROM staged_security)"
+    ).fetchone()[0] if summary.valid else 0
+
+
+def plan_ranges(client: Any, stored: dict[tuple[str, int], int], group: str, prefix: str) -> list[OffsetRange]:
+    """Per partition: from the position stored with the data (else the group's committed offset,
+    else the beginning) to the end offset that stands now."""
+    ranges = []
+    for topic in INPUT_TOPICS:
+        kafka_topic = topic_name(topic, prefix)
+        ends = client.end_offsets(kafka_topic)
+        begins = client.beginning_offsets(kafka_topic)
+        committed = client.committed(group, kafka_topic)
+        for partition, end in sorted(ends.items()):
+            start = stored.get((topic, partition))
+            if start is None:
+                start = committed.get(partition)
+            if start is None:
+                start = begins.get(partition, 0)
+            start = max(start, begins.get(partition, 0))  # what retention deleted cannot be read
+            ranges.append(OffsetRange(topic, kafka_topic, partition, start, max(start, end)))
+    return ranges
+
+
+def run_pipeline(
+    ranges: list[OffsetRange], staging: Path, policy: Any, pseudonymizer: Any, kafka_client: str, bootstrap: str,
+    runner: str, beam_args: list[str], max_batch: int,
+) -> dict[str, int]:
+    """The Beam part: read the ranges, validate and protect, stage. Returns the run's counters."""
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions([f"--runner={runner}", *beam_args])
+    pipeline = beam.Pipeline(options=options)
+    (
+        pipeline
+        | "OffsetRanges" >> beam.Create(ranges)
+        | "SplitRanges" >> beam.FlatMap(split_range, SPLIT_OFFSETS)
+        | "Distribute" >> beam.Reshuffle()
+        | "ReadKafka" >> beam.ParDo(ReadOffsetRange(kafka_client, bootstrap, max_batch))
+        | "ValidateAndProtect" >> beam.ParDo(ValidateAndProtect(policy, pseudonymizer, str(staging)))
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    counts: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace("ingest"))["counters"]:
+        counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + int(counter.committed or counter.attempted or 0)
+    return counts
+
+
+def split_range(r: OffsetRange, size: int) -> Iterator[OffsetRange]:
+    for start in range(r.start, r.end, size):
+        yield OffsetRange(r.topic, r.kafka_topic, r.partition, start, min(r.end, start + size))
+
+
+class ReadOffsetRange(beam.DoFn):
+    """Reads one offset range of one partition as batches of records (bounded: stops at end)."""
+
+    def __init__(self, kafka_client: str, bootstrap: str, max_batch: int):
+        self.kafka_client, self.bootstrap, self.max_batch = kafka_client, bootstrap, max_batch
+
+    def setup(self) -> None:
+        from seaport.kafka.clients import make_client
+
+        self.client = make_client(self.kafka_client, self.bootstrap)
+
+    def process(self, r: OffsetRange) -> Iterator[tuple[OffsetRange, list[Any]]]:
+        for batch in self.client.read_range(r.kafka_topic, r.partition, r.start, r.end, self.max_batch):
+            yield r, batch
+
+    def teardown(self) -> None:
+        self.client.close()
+
+
+class ValidateAndProtect(beam.DoFn):
+    """Parses and validates each message of a batch, applies the field policy, and stages the
+    protected rows; rejected messages are staged as redacted dead letters. Never raises on bad
+    input: it is counted and routed."""
+
+    def __init__(self, policy: Any, pseudonymizer: Any, staging: str):
+        self.policy, self.pseudonymizer, self.staging = policy, pseudonymizer, Path(staging)
+
+    def setup(self) -> None:
+        self.counters: dict[str, Any] = {}
+
+    def _count(self, name: str, n: int = 1) -> None:
+        if n:
+            if name not in self.counters:
+                self.counters[name] = Metrics.counter("ingest", name)
+            self.counters[name].inc(n)
+
+    def process(self, element: tuple[OffsetRange, list[Any]]) -> Iterator[None]:
+        r, records = element
+        if not records:
+            return
+        staged = protect_batch(r.topic, records, self.policy, self.pseudonymizer)
+        name = f"{r.topic}-{r.partition}-{records[0].offset}"
+        for kind, rows in staged.rows.items():
+            write_staged(self.staging, kind, name, rows)
+        self._count("messages", len(records))
+        self._count("valid", staged.valid)
+        for kind in ("deadletter", "consent", "erasure"):
+            self._count(kind, len(staged.rows.get(kind, [])))
+        for kind, n in staged.redactions.items():
+            self._count(f"redacted_{kind}", n)
+        yield from ()
+
+
+class StagedBatch:
+    """The protected rows of one batch, by staged kind, and what redaction found."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.redactions: Counter[str] = Counter()
+        self.valid = 0
+
+    def add(self, kind: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(kind, []).append(row)
+
+
+def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: Any) -> StagedBatch:
+    """Validate and protect one batch of one topic (pure: no I/O)."""
+    from transforms.pseudonyms import Purpose
+    from transforms.redact import redact_payload
+
+    model = TOPIC_MODELS[topic]
+    out = StagedBatch()
+    for rec in records:
+        raw = rec.value
+        reason = None
+        if raw is None or len(raw) == 0:
+            reason = "empty"
+        elif len(raw) > MAX_MESSAGE_BYTES:
+            reason = "oversize"
+        else:
+            try:
+                msg = model.model_validate_json(raw)
+            except ValidationError as e:
+                reason = validation_reason(e)
+        if reason is not None:
+            subject = _subject_of_rejected(raw) if reason != "oversize" else None
+            out.add("deadletter", {
+                "source_topic": topic, "source_partition": rec.partition, "source_offset": rec.offset,
+                "reason": reason,
+                "subject_pseudonym": pseudonymizer.pseudonymize(Purpose.SECURITY, *subject) if subject else None,
+                "payload": redact_payload(raw or b""),
+            })
+            continue
+        out.valid += 1
+        position = {"_partition": rec.partition, "_offset": rec.offset}
+        if topic == "beacons.raw":
+            analytics_row, security_row, found = policy.protect_beacon(msg, pseudonymizer)
+            out.add("analytics", analytics_row | position)
+            out.add("security", security_row | position)
+            out.redactions.update(found)
+        elif topic == "access_logs.raw":
+            security_row, found = policy.protect_access(msg, pseudonymizer)
+            security_row["event_id"] = f"{topic}/{rec.partition}/{rec.offset}"
+            out.add("security", security_row | position)
+            out.redactions.update(found)
+        elif topic == "consent.events":
+            out.add("consent", {
+                "source_partition": rec.partition, "source_offset": rec.offset, "ts": msg.ts,
+                "analytics": msg.analytics, "minor_without_guardian": msg.minor_without_guardian,
+                "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
+                "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
+                "key_id": pseudonymizer.key_id,
+            })
+        else:
+            out.add("erasure", {
+                "request_id": msg.request_id, "subject_kind": msg.subject.kind, "requested_at": msg.ts,
+                "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
+                "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
+                "key_id": pseudonymizer.key_id, "source_partition": rec.partition, "source_offset": rec.offset,
+            })
+    return out
+
+
+def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:
+    """The subject a rejected message names, if it can be told, so that erasure reaches it."""
+    try:
+        doc = json.loads(raw or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    user = doc.get("user") if isinstance(doc.get("user"), dict) else {}
+    subject = doc.get("subject") if isinstance(doc.get("subject"), dict) else {}
+    for kind, value in (
+        ("openid", user.get("openid")), ("openid", subject.get("openid")), ("openid", doc.get("openid")),
+        ("anonymous_id", doc.get("anonymous_id")), ("anonymous_id", subject.get("anonymous_id")),
+    ):
+        if isinstance(value, str) and value:
+            return kind, value
+    return None
+
+
+def publish_deadletters(client: Any, staging: Path, prefix: str) -> int:
+    """Send the run's rejected messages to `deadletter`: reason, position, redacted payload.
+    At least once: a run that dies before its commit sends them again."""
+    import pyarrow.parquet as pq
+
+    files = sorted((staging / "deadletter").glob("*.parquet"))
+    messages = []
+    for f in files:
+        for row in pq.read_table(f).to_pylist():
+            value = {
+                "reason": row["reason"], "source_topic": row["source_topic"],
+                "partition": row["source_partition"], "offset": row["source_offset"], "payload": row["payload"],
+            }
+            messages.append((row["source_topic"].encode(), json.dumps(value, ensure_ascii=False).encode()))
+    return client.produce(topic_name("deadletter", prefix), messages) if messages else 0
+
+
+def format_summary(s: RunSummary, root: Path) -> str:
+    read = sum(r.end - r.start for r in s.ranges)
+    if not read and not s.rows:
+        return f"ingest: caught up, nothing new (warehouse {root})"
+    lines = [
+        f"ingest run {s.run_id}: {s.messages} messages read, {s.valid} valid, {s.deadletters} dead letters, "
+        f"{s.duplicates} duplicates, {s.events_stored} new beacon events, {s.consent_changes} consent changes, "
+        f"{s.erasure_requests} erasure requests",
+    ]
+    if s.redactions:
+        lines.append("  redacted in free text: " + ", ".join(f"{k} {v}" for k, v in s.redactions.items()))
+    if s.rows:
+        lines.append("  analytics rows: " + ", ".join(f"{t} {n}" for t, n in s.rows.items()))
+        lines.append("  suppressed cells (< k subjects): " + ", ".join(f"{t} {n}" for t, n in s.suppressed.items()))
+    lines.append(f"  warehouse: {root}/analytics.duckdb, {root}/security.duckdb, {root}/parquet/")
+    return "\n".join(lines)
+
+
+def _has_tables(warehouse: Warehouse) -> bool:
+    return bool(
+        warehouse.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'analytics' AND table_name = 'ingest_runs'"
+        ).fetchone()[0]
+    )
+
+
+def _check_timezone(tz: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SeaportError(f"unknown time zone {tz!r}") from None
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM end `--streaming` after the run in progress has committed."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._request)
+
+    def _request(self, *_: Any) -> None:
+        if self.requested:
+            sys.exit(130)
+        self.requested = True
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(0.1)
+

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The main job, end to end, on a fresh machine:
+#   set-up -> a local Kafka broker -> a day of simulated traffic through the HTTP collector into
+#   Kafka -> the Beam ingestion pipeline -> the security report and the dashboard -> an audit of
+#   the warehouse for personal identifiers -> where each result is.
+# A second run does not redo what is done: the day's traffic is sent once, ingest reads only
+# what is new.
+# Settings (environment): SEAPORT_PORT (broker, default 9092), SEAPORT_COLLECTOR_PORT (8080),
+# SEAPORT_USERS (300), SEAPORT_SEED (7), SEAPORT_WAREHOUSE (warehouse), SEAPORT_PSEUDONYM_KEY_FILE
+# (else a throw-away development key in .seaport/).
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/setup.sh
+
+port=${SEAPORT_PORT:-9092}
+collector_port=${SEAPORT_COLLECTOR_PORT:-8080}
+users=${SEAPORT_USERS:-300}
+seed=${SEAPORT_SEED:-7}
+warehouse=${SEAPORT_WAREHOUSE:-warehouse}
+export SEAPORT_BOOTSTRAP=127.0.0.1:$port
+seaport=.venv/bin/seaport
+key_flag=()
+[ -n "${SEAPORT_PSEUDONYM_KEY_FILE:-}" ] || key_flag=(--dev)
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "Kafka broker on $SEAPORT_BOOTSTRAP"
+$seaport broker start --port "$port"
+$seaport topics create
+
+day=$(TZ=Asia/Shanghai date -d yesterday +%F)
+traffic=.seaport/traffic/$day.jsonl
+sent=.seaport/traffic/$day.sent
+if [ ! -f "$sent" ]; then
+  say "simulating $day: $users users, seed $seed"
+  mkdir -p .seaport/traffic
+  $seaport simulate --users "$users" --days 1 --seed "$seed" --start "$day" --out "$traffic"
+  say "sending the traffic through the collector (http://127.0.0.1:$collector_port)"
+  $seaport collect --port "$collector_port" > .seaport/collector.log 2>&1 &
+  collector=$!
+  trap 'kill $collector 2>/dev/null || true' EXIT
+  .venv/bin/python -m seaport.collector.replay --url "http://127.0.0.1:$collector_port" \
+    .seaport/traffic/"$day".*.jsonl
+  kill "$collector"; wait "$collector" 2>/dev/null || true
+  trap - EXIT
+  touch "$sent"
+else
+  say "traffic of $day was sent already"
+fi
+
+say "ingest (Beam) into $warehouse/"
+$seaport ingest --until-caught-up "${key_flag[@]}" --warehouse "$warehouse"
+
+say "security report and dashboard"
+$seaport report security --date "$day" --warehouse "$warehouse"
+$seaport dashboard --warehouse "$warehouse"
+
+say "audit: no personal identifier anywhere in $warehouse/"
+$seaport audit --warehouse "$warehouse"
+
+say "results"
+.venv/bin/python -m seaport.summary --warehouse "$warehouse"
+echo "broker: $SEAPORT_BOOTSTRAP (stop it with: $seaport broker stop --port $port)"

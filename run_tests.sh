@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs lint, type checks and the whole test suite (unit, property,
+# integration against a real Kafka broker the tests start on a free port, end to end).
+set -euo pipefail
+cd "$(dirname "$0")"
+SEAPORT_SETUP_TEST_TOOLS=1 bash scripts/setup.sh
+
+echo "[tests] ruff"
+.venv/bin/ruff check .
+echo "[tests] mypy (the privacy core)"
+.venv/bin/mypy
+echo "[tests] pytest"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,53 @@
+"""A short account of a warehouse: what came in, what was rejected and why, what was published.
+
+    python -m seaport.summary --warehouse warehouse/
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import duckdb
+
+from sinks.warehouse import ANALYTICS_TABLES
+
+
+def summarize(root: Path) -> str:
+    path = root / "analytics.duckdb"
+    if not path.exists():
+        return f"no warehouse at {root}"
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        runs, messages, valid, dead = con.execute(
+            "SELECT count(*), sum(messages), sum(valid), sum(deadletters) FROM ingest_runs"
+        ).fetchone()
+        lines = [f"ingest runs: {runs}; messages read: {messages or 0}; valid: {valid or 0}; dead letters: {dead or 0}"]
+        reasons = con.execute(
+            "SELECT source_topic, reason, messages FROM deadletter_counts ORDER BY messages DESC, 1, 2"
+        ).fetchall()
+        if reasons:
+            lines.append("dead letters by reason:")
+            lines += [f"  {topic:<18} {reason:<32} {n}" for topic, reason, n in reasons]
+        lines.append("analytics tables (rows; cells suppressed below k):")
+        suppressed = dict(con.execute("SELECT table_name, cells FROM suppressed_cells").fetchall())
+        for table in ANALYTICS_TABLES:
+            n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            lines.append(f"  {table:<18} {n:>7} rows   {suppressed.get(table, 0):>6} suppressed")
+    finally:
+        con.close()
+    lines.append("files:")
+    for rel in ("analytics.duckdb", "security.duckdb", "parquet/", "dashboard.html", "reports/"):
+        if (root / rel).exists():
+            lines.append(f"  {root / rel}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", type=Path, default=Path("warehouse"))
+    print(summarize(parser.parse_args().warehouse))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""The warehouse: three DuckDB files and the analysts' Parquet copy.
+
+- `state.duckdb` (restricted, the pipeline's own): analytics facts per event under analytics
+  pseudonyms, the consent ledger, erasures, and the Kafka positions already stored. Its
+  transaction is a run's commit point.
+- `security.duckdb` (restricted, the security team's): pseudonymized security events (R11), the
+  anomalies found, the dead letters, and the minor/erasure flags under security pseudonyms.
+- `analytics.duckdb` + `parquet/` (analysts'): de-identified aggregates only (R1, R4),
+  re-materialized from `state.duckdb` after every run, so that they are always the same function
+  of the stored facts: exact distinct visitors across runs, suppression that sees the whole cell,
+  erasure and late consent that reach every day.
+
+A run commits in this order (quix-streams' checkpoint): idempotent writes to `security.duckdb`,
+then `state.duckdb` with the run's offset ranges in the same transaction, then the aggregates,
+then (by the caller) the Kafka offsets. A crash anywhere repeats at most the uncommitted ranges,
+and repeating them changes nothing (keys: `event_id`, the source position).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seaport.errors import SeaportError
+from transforms.consent import blocked_subjects_sql, events_with_consent_sql
+
+_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS st.analytics_events (
+    event_id VARCHAR PRIMARY KEY, event VARCHAR, ts TIMESTAMPTZ, subject_pseudonym VARCHAR,
+    session_pseudonym VARCHAR, page VARCHAR, element VARCHAR, duration_ms BIGINT,
+    device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,
+    gender VARCHAR, country VARCHAR, city VARCHAR, language VARCHAR,
+    opt_out BOOLEAN, policy_version VARCHAR, key_id VARCHAR);
+CREATE TABLE IF NOT EXISTS st.consent_changes (
+    source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, ts TIMESTAMPTZ,
+    analytics VARCHAR, minor_without_guardian BOOLEAN, key_id VARCHAR,
+    PRIMARY KEY (source_partition, source_offset));
+CREATE TABLE IF NOT EXISTS st.erasures (
+    request_id VARCHAR PRIMARY KEY, subject_kind VARCHAR, subject_pseudonym VARCHAR,
+    requested_at TIMESTAMPTZ, processed_at TIMESTAMPTZ, key_id VARCHAR);
+CREATE TABLE IF NOT EXISTS st.positions (
+    topic VARCHAR, partition INTEGER, next_offset BIGINT, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS st.runs (
+    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, committed_at TIMESTAMPTZ,
+    offset_ranges VARCHAR, messages BIGINT, valid BIGINT, deadletters BIGINT, duplicates BIGINT,
+    events_stored BIGINT, consent_changes BIGINT, erasure_requests BIGINT, redactions VARCHAR,
+    kafka_client VARCHAR, runner VARCHAR, policy_version VARCHAR);
+"""
+
+_SECURITY_DDL = """
+CREATE TABLE IF NOT EXISTS sec.security_events (
+    event_id VARCHAR PRIMARY KEY, source VARCHAR, event_time TIMESTAMPTZ, subject_pseudonym VARCHAR,
+    device_pseudonym VARCHAR, ip_prefix VARCHAR, page_or_path VARCHAR, event_or_status VARCHAR,
+    method VARCHAR, user_agent VARCHAR, policy_version VARCHAR, key_id VARCHAR);
+CREATE TABLE IF NOT EXISTS sec.security_anomalies (
+    day DATE, kind VARCHAR, subject_pseudonym VARCHAR, score DOUBLE, details VARCHAR);
+CREATE TABLE IF NOT EXISTS sec.deadletters (
+    source_topic VARCHAR, source_partition INTEGER, source_offset BIGINT, reason VARCHAR,
+    subject_pseudonym VARCHAR, payload VARCHAR,
+    PRIMARY KEY (source_topic, source_partition, source_offset));
+CREATE TABLE IF NOT EXISTS sec.minor_flags (
+    source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, ts TIMESTAMPTZ,
+    minor_without_guardian BOOLEAN, PRIMARY KEY (source_partition, source_offset));
+CREATE TABLE IF NOT EXISTS sec.erasures (
+    request_id VARCHAR PRIMARY KEY, subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ);
+"""
+
+# The staged Parquet files of a run, by kind, with their Arrow schemas (pipelines/ingest.py
+# writes them; the columns `_partition`, `_offset` give the source position for a stable order).
+STAGED_SCHEMAS: dict[str, pa.Schema] = {
+    "analytics": pa.schema(
+        [("event_id", pa.string()), ("event", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
+         ("subject_pseudonym", pa.string()), ("session_pseudonym", pa.string()), ("page", pa.string()),
+         ("element", pa.string()), ("duration_ms", pa.int64()), ("device_model", pa.string()),
+         ("os", pa.string()), ("os_version_major", pa.string()), ("gender", pa.string()),
+         ("country", pa.string()), ("city", pa.string()), ("language", pa.string()),
+         ("opt_out", pa.bool_()), ("policy_version", pa.string()), ("key_id", pa.string()),
+         ("_partition", pa.int32()), ("_offset", pa.int64())]
+    ),
+    "security": pa.schema(
+        [("event_id", pa.string()), ("source", pa.string()), ("event_time", pa.timestamp("us", tz="UTC")),
+         ("subject_pseudonym", pa.string()), ("device_pseudonym", pa.string()), ("ip_prefix", pa.string()),
+         ("page_or_path", pa.string()), ("event_or_status", pa.string()), ("method", pa.string()),
+         ("user_agent", pa.string()), ("policy_version", pa.string()), ("key_id", pa.string()),
+         ("_partition", pa.int32()), ("_offset", pa.int64())]
+    ),
+    "consent": pa.schema(
+        [("source_partition", pa.int32()), ("source_offset", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")),
+         ("analytics", pa.string()), ("minor_without_guardian", pa.bool_()),
+         ("analytics_pseudonym", pa.string()), ("security_pseudonym", pa.string()), ("key_id", pa.string())]
+    ),
+    "erasure": pa.schema(
+        [("request_id", pa.string()), ("subject_kind", pa.string()), ("requested_at", pa.timestamp("us", tz="UTC")),
+         ("analytics_pseudonym", pa.string()), ("security_pseudonym", pa.string()), ("key_id", pa.string()),
+         ("source_partition", pa.int32()), ("source_offset", pa.int64())]
+    ),
+    "deadletter": pa.schema(
+        [("source_topic", pa.string()), ("source_partition", pa.int32()), ("source_offset", pa.int64()),
+         ("reason", pa.string()), ("subject_pseudonym", pa.string()), ("payload", pa.string())]
+    ),
+}
+
+ANALYTICS_TABLES = ("page_views_hourly", "clicks_hourly", "devices_daily", "audience_daily", "sessions_daily")
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    """Offsets `start <= o < end` of one partition; `topic` is the contract name, `kafka_topic`
+    the name on the broker (with a test prefix, if any)."""
+
+    topic: str
+    kafka_topic: str
+    partition: int
+    start: int
+    end: int
+
+
+@dataclass
+class RunSummary:
+    """What one run read, stored and published; also its `ingest_runs` row."""
+
+    run_id: str
+    started_at: datetime
+    ranges: list[OffsetRange]
+    kafka_client: str = ""
+    runner: str = ""
+    policy_version: str = ""
+    messages: int = 0
+    valid: int = 0
+    deadletters: int = 0
+    duplicates: int = 0
+    events_stored: int = 0
+    consent_changes: int = 0
+    erasure_requests: int = 0
+    redactions: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    suppressed: dict[str, int] = field(default_factory=dict)
+
+    def ranges_json(self) -> str:
+        return json.dumps(
+            [{k: v for k, v in asdict(r).items() if k != "kafka_topic"} for r in self.ranges if r.end > r.start]
+        )
+
+
+def write_staged(staging: Path, kind: str, name: str, rows: list[dict[str, Any]]) -> None:
+    """Write one batch of staged rows (atomically: a crash leaves no half file behind)."""
+    if not rows:
+        return
+    folder = staging / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS[kind])
+    tmp = folder / f".{name}.tmp"
+    pq.write_table(table, tmp)
+    tmp.rename(folder / f"{name}.parquet")
+
+
+class Warehouse:
+    """One warehouse folder, opened by one run at a time (DuckDB's file lock enforces it)."""
+
+    def __init__(self, root: Path, tz: str = "Asia/Shanghai", k: int = 5, read_only: bool = False):
+        self.root = Path(root)
+        self.tz = tz
+        self.k = k
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.root / "analytics.duckdb"))
+            for file, alias in (("state", "st"), ("security", "sec")):
+                self.con.execute(f"ATTACH '{_sql_str(str(self.root / file))}.duckdb' AS {alias}")
+        except duckdb.IOException:
+            raise SeaportError(f"the warehouse {self.root} is in use by another process") from None
+        self.con.execute(f"SET TimeZone = '{_sql_str(tz)}'")
+        self.con.execute(_STATE_DDL)
+        self.con.execute(_SECURITY_DDL)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """The next offset to read per (topic, partition), as stored with the data."""
+        rows = self.con.execute("SELECT topic, partition, next_offset FROM st.positions").fetchall()
+        return {(t, p): o for t, p, o in rows}
+
+    # -- the commit ----------------------------------------------------------------------------
+    def commit_run(self, summary: RunSummary, staging: Path, gated_columns: list[str], retention_days: int) -> None:
+        """Store a run's staged files: security first, then state with the positions (the commit)."""
+        con = self.con
+        for kind, schema in STAGED_SCHEMAS.items():
+            files = sorted((staging / kind).glob("*.parquet"))
+            if files:
+                listed = ", ".join(f"'{_sql_str(str(f))}'" for f in files)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW staged_{kind} AS SELECT * FROM read_parquet([{listed}])")
+            else:
+                con.register(f"empty_{kind}", schema.empty_table())
+                con.execute(f"CREATE OR REPLACE TEMP VIEW staged_{kind} AS SELECT * FROM empty_{kind}")
+        now = datetime.now(timezone.utc)
+
+        con.execute("BEGIN")
+        con.execute(
+            """INSERT INTO sec.minor_flags SELECT source_partition, source_offset, security_pseudonym, ts,
+                   minor_without_guardian FROM staged_consent ON CONFLICT DO NOTHING"""
+        )
+        con.execute(
+            """INSERT INTO sec.erasures SELECT request_id, security_pseudonym, requested_at
+               FROM staged_erasure ON CONFLICT DO NOTHING"""
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE blocked_sec AS "
+            + blocked_subjects_sql("sec.minor_flags", "sec.erasures")
+        )
+        con.execute(
+            """INSERT INTO sec.deadletters SELECT * FROM staged_deadletter
+               ORDER BY source_topic, source_partition, source_offset ON CONFLICT DO NOTHING"""
+        )
+        con.execute(
+            """UPDATE sec.deadletters SET subject_pseudonym = NULL, payload = NULL
+               WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"""
+        )
+        con.execute(
+            """INSERT INTO sec.security_events SELECT * EXCLUDE (_partition, _offset) FROM staged_security
+               WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_sec)
+               ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
+        )
+        con.execute(
+            "DELETE FROM sec.security_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"
+        )
+        con.execute(
+            f"DELETE FROM sec.security_events WHERE event_time < ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY",
+            [now],
+        )
+        con.execute("COMMIT")
+
+        con.execute("BEGIN")
+        con.execute(
+            """INSERT INTO st.consent_changes SELECT source_partition, source_offset, analytics_pseudonym, ts,
+                   analytics, minor_without_guardian, key_id FROM staged_consent ON CONFLICT DO NOTHING"""
+        )
+        con.execute(
+            """INSERT INTO st.erasures SELECT request_id, subject_kind, analytics_pseudonym, requested_at, ?,
+                   key_id FROM staged_erasure ON CONFLICT DO NOTHING""",
+            [now],
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocked_subjects_sql("st.consent_changes", "st.erasures")
+        )
+        before = con.execute("SELECT count(*) FROM st.analytics_events").fetchone()[0]
+        con.execute(
+            """INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics
+               WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_st)
+               ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
+        )
+        summary.events_stored = con.execute("SELECT count(*) FROM st.analytics_events").fetchone()[0] - before
+        con.execute(
+            "DELETE FROM st.analytics_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_st)"
+        )
+        self._withhold_profiles_without_consent(gated_columns)
+        con.executemany(
+            "INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)",
+            [[r.topic, r.partition, r.end] for r in summary.ranges],
+        )
+        con.execute(
+            "INSERT OR REPLACE INTO st.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                summary.run_id, summary.started_at, now, summary.ranges_json(), summary.messages,
+                summary.valid, summary.deadletters, summary.duplicates, summary.events_stored,
+                summary.consent_changes, summary.erasure_requests,
+                json.dumps(summary.redactions, sort_keys=True), summary.kafka_client, summary.runner,
+                summary.policy_version,
+            ],
+        )
+        con.execute("COMMIT")
+
+    def _withhold_profiles_without_consent(self, gated_columns: list[str]) -> None:
+        """R2: profile dimensions stay only on events whose subject had analytics consent at the
+        event's own time (R3); the others lose them for good."""
+        if not gated_columns:
+            return
+        assignments = ", ".join(f"{c} = NULL" for c in gated_columns)
+        any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
+        self.con.execute(
+            f"""UPDATE st.analytics_events SET {assignments}
+                WHERE ({any_set}) AND event_id NOT IN (
+                    SELECT event_id FROM ({events_with_consent_sql('st.analytics_events', 'st.consent_changes')})
+                    WHERE granted)"""
+        )
+
+    # -- the analysts' tables --------------------------------------------------------------------
+    def materialize(self, summary: RunSummary | None = None) -> dict[str, int]:
+        """Rebuild the aggregates from the stored facts, suppressing cells of fewer than k distinct
+        subjects (R4), then export them to Parquet. Returns rows per table."""
+        con = self.con
+        tz, k = _sql_str(self.tz), int(self.k)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE ev AS
+                SELECT *, timezone('{tz}', date_trunc('hour', timezone('{tz}', ts))) AS hour,
+                       CAST(timezone('{tz}', ts) AS DATE) AS day
+                FROM ({events_with_consent_sql('st.analytics_events', 'st.consent_changes')})"""
+        )
+        cells = {
+            "page_views_hourly": """
+                SELECT hour, page,
+                       count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views,
+                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
+                       avg(duration_ms) FILTER (WHERE event = 'page_leave') AS avg_duration_ms,
+                       count(DISTINCT subject_pseudonym) AS _subjects
+                FROM ev WHERE event IN ('page_view', 'page_leave') GROUP BY ALL""",
+            "clicks_hourly": """
+                SELECT hour, page, element, count(DISTINCT event_id) AS clicks,
+                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
+                       count(DISTINCT subject_pseudonym) AS _subjects
+                FROM ev WHERE event = 'click' GROUP BY ALL""",
+            "devices_daily": """
+                SELECT day, device_model, os, os_version_major, count(DISTINCT event_id) AS events,
+                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
+                       count(DISTINCT subject_pseudonym) AS _subjects
+                FROM ev GROUP BY ALL""",
+            "audience_daily": """
+                SELECT day, gender, country, city, language,
+                       count(DISTINCT subject_pseudonym) AS visitors,
+                       count(DISTINCT subject_pseudonym) AS _subjects
+                FROM ev WHERE granted GROUP BY ALL""",
+            "sessions_daily": """
+                SELECT day, count(*) AS sessions, avg(duration_ms) AS avg_session_duration_ms,
+                       avg(CASE WHEN views <= 1 THEN 1.0 ELSE 0.0 END) AS bounce_rate,
+                       count(DISTINCT subject_pseudonym) AS _subjects
+                FROM (SELECT session_pseudonym, min(day) AS day, any_value(subject_pseudonym) AS subject_pseudonym,
+                             coalesce(sum(duration_ms) FILTER (WHERE event = 'page_leave'), 0) AS duration_ms,
+                             count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views
+                      FROM ev WHERE session_pseudonym IS NOT NULL GROUP BY session_pseudonym)
+                GROUP BY day""",
+        }
+        rows: dict[str, int] = {}
+        suppressed: dict[str, int] = {}
+        con.execute("BEGIN")
+        for table, sql in cells.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql}")
+            suppressed[table] = con.execute(f"SELECT count(*) FROM cells WHERE _subjects < {k}").fetchone()[0]
+            con.execute(
+                f"""CREATE OR REPLACE TABLE main.{table} AS
+                    SELECT * EXCLUDE (_subjects) FROM cells WHERE _subjects >= {k} ORDER BY ALL"""
+            )
+            rows[table] = con.execute(f"SELECT count(*) FROM main.{table}").fetchone()[0]
+        con.execute("DROP TABLE cells")
+        con.execute("DROP TABLE ev")
+        con.execute("CREATE OR REPLACE TABLE main.suppressed_cells (table_name VARCHAR, cells BIGINT)")
+        con.executemany("INSERT INTO main.suppressed_cells VALUES (?, ?)", sorted(suppressed.items()))
+        self._copy_bookkeeping()
+        con.execute("COMMIT")
+        self._export_parquet()
+        if summary is not None:
+            summary.rows, summary.suppressed = rows, suppressed
+        return rows
+
+    def _copy_bookkeeping(self) -> None:
+        """The analysts' view of the pipeline's own records, without any pseudonym."""
+        self.con.execute(
+            """CREATE OR REPLACE TABLE main.ingest_runs AS
+               SELECT run_id, started_at, committed_at AS finished_at, offset_ranges, messages, valid,
+                      deadletters, duplicates, events_stored, consent_changes, erasure_requests,
+                      redactions, kafka_client, runner, policy_version
+               FROM st.runs ORDER BY started_at"""
+        )
+        self.con.execute(
+            """CREATE OR REPLACE TABLE main.deadletter_counts AS
+               SELECT source_topic, reason, count(*) AS messages FROM sec.deadletters
+               GROUP BY ALL ORDER BY ALL"""
+        )
+        self.con.execute(
+            """CREATE OR REPLACE TABLE main.erasure_log AS
+               SELECT request_id, subject_kind, requested_at, processed_at FROM st.erasures
+               ORDER BY requested_at, request_id"""
+        )
+
+    def _export_parquet(self) -> None:
+        """`parquet/<table>/date=YYYY-MM-DD/*.parquet`, days in the warehouse's time zone."""
+        tz = _sql_str(self.tz)
+        for table in ANALYTICS_TABLES:
+            target = self.root / "parquet" / table
+            shutil.rmtree(target, ignore_errors=True)
+            day = "day" if table.endswith("_daily") else f"CAST(timezone('{tz}', hour) AS DATE)"
+            if self.con.execute(f"SELECT count(*) FROM main.{table}").fetchone()[0] == 0:
+                continue
+            self.con.execute(
+                f"""COPY (SELECT *, strftime({day}, '%Y-%m-%d') AS date FROM main.{table})
+                    TO '{_sql_str(str(target))}' (FORMAT parquet, PARTITION_BY (date))"""
+            )
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per table of the three files, for the run summary."""
+        out: dict[str, int] = {}
+        for db in ("analytics", "st", "sec"):
+            for (name,) in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1", [db]
+            ).fetchall():
+                out[f"{'state' if db == 'st' else 'security' if db == 'sec' else db}.{name}"] = (
+                    self.con.execute(f"SELECT count(*) FROM {db}.{name}").fetchone()[0]
+                )
+        return out
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")
