@@ -253,4 +253,4 @@ def _check_writable(path: Path) -> None:
 
 def _has_table(con, name: str) -> bool:  # type: ignore[no-untyped-def]
     query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return bool(con.execute(query, [name]).fetchone()[0])
+    return bool(con.execute(query, [name]).fetchall()[0][0])

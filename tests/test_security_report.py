@@ -9,11 +9,13 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from pipelines.security_report import mask_pseudonym
 from seaport.cli import main
 from transforms.anomalies import (
+    EVENT_COLUMNS,
     SecurityEvent,
     Thresholds,
     detect_all,
@@ -157,7 +159,7 @@ def test_thresholds_are_configurable(rng: random.Random) -> None:
 
 # --- the pipeline, on a real DuckDB warehouse -------------------------------------------------------
 
-SECURITY_DDL = """CREATE TABLE security_events (
+SECURITY_DDL_IF_MISSING = """CREATE TABLE IF NOT EXISTS security_events (
     event_id VARCHAR PRIMARY KEY, source VARCHAR, event_time TIMESTAMPTZ, subject_pseudonym VARCHAR,
     device_pseudonym VARCHAR, ip_prefix VARCHAR, page_or_path VARCHAR, event_or_status VARCHAR,
     method VARCHAR, user_agent VARCHAR, policy_version VARCHAR, key_id VARCHAR)"""
@@ -166,15 +168,21 @@ SECURITY_DDL = """CREATE TABLE security_events (
 def write_security_events(warehouse: Path, rows: list[tuple[dt.datetime, SecurityEvent, str | None]]) -> None:
     """Rows of (event_time, event, user_agent) into DIR/security.duckdb, as the ingest pipeline would."""
     con = duckdb.connect(str(warehouse / "security.duckdb"))
-    con.execute(SECURITY_DDL)
-    con.executemany(
-        "INSERT INTO security_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'v1', 'k1')",
-        [
-            (str(uuid.UUID(int=i)), e.source, t, e.subject_pseudonym, e.device_pseudonym, e.ip_prefix,
-             e.page_or_path, e.event_or_status, e.method, ua)
-            for i, (t, e, ua) in enumerate(rows)
-        ],
-    )  # fmt: skip
+    con.execute(SECURITY_DDL_IF_MISSING)
+    start = con.execute("SELECT count(*) FROM security_events").fetchall()[0][0]
+    staged = pa.table(
+        {
+            "event_id": [str(uuid.UUID(int=start + i)) for i in range(len(rows))],
+            "event_time": pa.array([t for t, _, _ in rows], pa.timestamp("us", tz="UTC")),
+            "user_agent": pa.array([ua for _, _, ua in rows], pa.string()),
+            **{c: pa.array([getattr(e, c) for _, e, _ in rows], pa.string()) for c in EVENT_COLUMNS},
+        }
+    )
+    con.register("staged", staged)
+    con.execute(
+        """INSERT INTO security_events BY NAME
+           SELECT *, 'v1' AS policy_version, 'k1' AS key_id FROM staged"""
+    )
     con.close()
 
 
@@ -247,13 +255,7 @@ def test_report_holds_no_raw_identifier(attacked_warehouse: dict) -> None:
          None)
         for i in range(8)
     ]  # fmt: skip
-    con = duckdb.connect(str(warehouse / "security.duckdb"))
-    con.executemany(
-        "INSERT INTO security_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'v1', 'k1')",
-        [(f"extra-{i}", e.source, t, e.subject_pseudonym, e.device_pseudonym, e.ip_prefix, e.page_or_path,
-          e.event_or_status, e.method, ua) for i, (t, e, ua) in enumerate(extra)],
-    )  # fmt: skip
-    con.close()
+    write_security_events(warehouse, extra)
     assert run_report(warehouse) == 0
     html = (warehouse / "reports" / f"security-{DAY.isoformat()}.html").read_text(encoding="utf-8")
     canary = attacked_warehouse["canary_ip"]
