@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import uuid
@@ -41,39 +40,11 @@ BEACONS, ACCESS_LOGS, CONSENT, ERASURES = (
 )
 
 # Share of visits per local hour in Asia/Shanghai: quiet nights, busy office hours and evenings.
-HOURLY_WEIGHTS = [
-    3,
-    2,
-    1,
-    1,
-    1,
-    2,
-    4,
-    8,
-    12,
-    14,
-    13,
-    11,
-    9,
-    10,
-    12,
-    12,
-    11,
-    10,
-    11,
-    13,
-    14,
-    12,
-    8,
-    5,
-]
+HOURLY_WEIGHTS = [3, 2, 1, 1, 1, 2, 4, 8, 12, 14, 13, 11, 9, 10, 12, 12, 11, 10, 11, 13, 14, 12, 8, 5]
 
 # path -> (weight, clickable elements: button ids and link texts)
 PAGES: dict[str, tuple[int, list[str]]] = {
-    "/home": (
-        12,
-        ["banner-health", "nav-policy", "nav-claims", "btn-login", "link:热销产品"],
-    ),
+    "/home": (12, ["banner-health", "nav-policy", "nav-claims", "btn-login", "link:热销产品"]),
     "/policy/query": (8, ["btn-query", "link:保单详情", "btn-download-epolicy"]),
     "/policy/list?status=active": (4, ["link:保单详情", "btn-renew"]),
     "/claims/new": (5, ["btn-upload-invoice", "btn-submit-claim", "link:理赔须知"]),
@@ -101,13 +72,7 @@ CLICK_API = {
     "btn-refresh": ("GET", "/api/claims/status"),
     "btn-download-epolicy": ("GET", "/api/policy/epolicy.pdf"),
 }
-EXTERNAL_REFERRERS = [
-    "https://www.baidu.com/",
-    "https://m.sogou.com/",
-    "https://www.so.com/",
-    None,
-    None,
-]
+EXTERNAL_REFERRERS = ["https://www.baidu.com/", "https://m.sogou.com/", "https://www.so.com/", None, None]
 
 IOS_MODELS = [
     "iPhone15,2",
@@ -139,26 +104,7 @@ MAC_PREFIXES = {
     "HONOR": ["04:f1:69"],
     "Samsung": ["8c:f5:a3"],
 }
-CHINA_FIRST_OCTETS = [
-    36,
-    39,
-    58,
-    59,
-    60,
-    61,
-    101,
-    106,
-    110,
-    111,
-    112,
-    113,
-    114,
-    115,
-    116,
-    117,
-    119,
-    120,
-]
+CHINA_FIRST_OCTETS = [36, 39, 58, 59, 60, 61, 101, 106, 110, 111, 112, 113, 114, 115, 116, 117, 119, 120]
 CHINA_FIRST_OCTETS += [
     121,
     122,
@@ -179,44 +125,11 @@ CHINA_FIRST_OCTETS += [
     222,
     223,
 ]
-CITIES = [
-    ("Shanghai", 20),
-    ("Beijing", 14),
-    ("Guangzhou", 10),
-    ("Shenzhen", 10),
-    ("Hangzhou", 7),
-]
-CITIES += [
-    ("Chengdu", 6),
-    ("Wuhan", 5),
-    ("Nanjing", 5),
-    ("Chongqing", 4),
-    ("Xi'an", 3),
-    ("Suzhou", 3),
-]
-CITIES += [
-    ("Tianjin", 3),
-    ("Changsha", 2),
-    ("Qingdao", 2),
-    ("Xiamen", 2),
-    ("Kunming", 1),
-    ("Harbin", 1),
-]
+CITIES = [("Shanghai", 20), ("Beijing", 14), ("Guangzhou", 10), ("Shenzhen", 10), ("Hangzhou", 7)]
+CITIES += [("Chengdu", 6), ("Wuhan", 5), ("Nanjing", 5), ("Chongqing", 4), ("Xi'an", 3), ("Suzhou", 3)]
+CITIES += [("Tianjin", 3), ("Changsha", 2), ("Qingdao", 2), ("Xiamen", 2), ("Kunming", 1), ("Harbin", 1)]
 NICK_HEADS = ["小", "阿", "老", "大", "Sunny", "Leo", "Coco", "静", "晴天", "快乐的"]
-NICK_TAILS = [
-    "明",
-    "红",
-    "强",
-    "丽",
-    "飞鱼",
-    "猫",
-    "橙子",
-    "小熊",
-    "Amy",
-    "星星",
-    "木木",
-    "阳光",
-]
+NICK_TAILS = ["明", "红", "强", "丽", "飞鱼", "猫", "橙子", "小熊", "Amy", "星星", "木木", "阳光"]
 ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 BRUTE_FORCE_UA = "python-requests/2.31.0"
 
@@ -252,16 +165,20 @@ class Visitor:
     ip: str
     user_agent: str
     user: dict | None  # the WeChat profile, sent once signed in
-    signs_in_after: int  # sessions before signing in
+    anonymous_pages: int  # pages viewed before signing in
     opt_out: bool  # sends Sec-GPC / DNT
     activity: float  # chance of visiting on a given day
-    sessions: int = 0
+    pages: int = 0
     first_ms: int | None = None
     last_ms: int | None = None
 
     @property
     def openid(self) -> str | None:
         return self.user["openid"] if self.user else None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.user is not None and self.pages > self.anonymous_pages
 
     def seen(self, ms: int) -> None:
         self.first_ms = ms if self.first_ms is None else min(self.first_ms, ms)
@@ -318,11 +235,7 @@ def _device_and_agent(rng: random.Random, channel: str) -> tuple[dict | None, st
             {"os": "Windows", "os_version": "10"} if rng.random() < 0.8 else None
         ), agent + " Safari/537.36"
     if rng.random() < 0.45:
-        model, os_name, version = (
-            rng.choice(IOS_MODELS),
-            "iOS",
-            rng.choice(IOS_VERSIONS),
-        )
+        model, os_name, version = (rng.choice(IOS_MODELS), "iOS", rng.choice(IOS_VERSIONS))
         webkit = f"Mozilla/5.0 (iPhone; CPU iPhone OS {version.replace('.', '_')} like Mac OS X) AppleWebKit/605.1.15"
         if channel == "browser":
             agent = f"{webkit} (KHTML, like Gecko) Version/{version[:4]} Mobile/15E148 Safari/604.1"
@@ -379,7 +292,7 @@ def _make_visitor(rng: random.Random) -> Visitor:
         ip=_ip(rng),
         user_agent=agent,
         user=_wechat_profile(rng) if signs_in else None,
-        signs_in_after=rng.choice([0, 0, 0, 1]) if signs_in else 0,
+        anonymous_pages=rng.choice([0, 0, 0, 1, 2]) if signs_in else 0,
         opt_out=channel == "browser" and rng.random() < 0.1,
         activity=rng.choice([0.3, 0.6, 0.9]),
     )
@@ -392,12 +305,8 @@ def make_visitors(rng: random.Random, users: int) -> list[Visitor]:
     for i in range(0, len(late_signers) // 10 * 3 - 2, 3):
         group = late_signers[i : i + rng.choice([2, 3])]
         for v in group:
-            v.anonymous_id, v.signs_in_after, v.device, v.user_agent = (
-                group[0].anonymous_id,
-                1,
-                group[0].device,
-                group[0].user_agent,
-            )
+            v.anonymous_id, v.channel, v.device = group[0].anonymous_id, group[0].channel, group[0].device
+            v.user_agent, v.anonymous_pages, v.activity = group[0].user_agent, rng.randint(1, 2), 0.9
     return visitors
 
 
@@ -438,38 +347,22 @@ class Recorder:
         self.beacons: list[tuple[int, int, dict]] = []
         self.access_logs: list[tuple[int, int, dict]] = []
 
-    def beacon(
-        self,
-        v: Visitor,
-        ms: int,
-        event: str,
-        page: str,
-        session_id: str,
-        **fields: object,
-    ) -> None:
+    def beacon(self, v: Visitor, ms: int, event: str, page: str, session_id: str, **fields: object) -> None:
         """R13: a tracking event with the identifiers a pixel or SDK carries."""
         rng = self.rng
         delay = rng.randrange(50, 2 * SECOND)
         if rng.random() < self.late_rate:  # a phone offline for hours, flushing its queue later
             delay = rng.randrange(HOUR, 26 * HOUR)
-        msg: dict = {
-            "schema": "beacon/1",
-            "event_id": _uuid(rng),
-            "event": event,
-            "ts": _iso(ms),
-        }
+        msg: dict = {"schema": "beacon/1", "event_id": _uuid(rng), "event": event, "ts": _iso(ms)}
         msg.update(anonymous_id=v.anonymous_id, session_id=session_id, page=page)
         msg.update(referrer=fields.get("referrer"), element=fields.get("element"))
         msg["duration_ms"] = fields.get("duration_ms")
-        if v.user and v.sessions > v.signs_in_after:
+        if v.signed_in:
             msg["user"] = v.user
         if v.device:
             msg["device"] = v.device
         if v.channel != "browser" or rng.random() < 0.95:
-            msg["network"] = {
-                "ip": fields.get("ip") or v.ip,
-                "user_agent": v.user_agent,
-            }
+            msg["network"] = {"ip": fields.get("ip") or v.ip, "user_agent": v.user_agent}
         msg["received_at"] = _iso(ms + delay)
         if v.opt_out:
             msg["opt_out"] = True
@@ -501,12 +394,13 @@ def _status(rng: random.Random) -> int:
 def record_session(
     rec: Recorder, v: Visitor, start_ms: int, max_pages: int = 12, ip: str | None = None
 ) -> None:
-    """A visit: an app launch in the mini-program, then page views, clicks and page leaves."""
+    """A visit: an app launch in the mini-program, then page views, clicks and page leaves.
+
+    A visitor who signs in does so after `anonymous_pages` pages; from then on beacons carry the
+    WeChat profile and access logs the openid."""
     rng = rec.rng
-    v.sessions += 1
     session_id = "s-" + _hex(rng, 12)
     ip = ip or v.ip
-    openid = v.openid if v.sessions > v.signs_in_after else None
     ms = start_ms
     if v.channel == "miniprogram":
         rec.beacon(v, ms, "app_launch", "/home", session_id, ip=ip)
@@ -514,56 +408,21 @@ def record_session(
     pages = 1 if rng.random() < 0.3 else min(max_pages, 2 + int(rng.expovariate(0.35)))
     referrer = rng.choice(EXTERNAL_REFERRERS) if v.channel != "miniprogram" else None
     for _ in range(pages):
+        v.pages += 1
         page, url = _page_with_query(rng)
-        agent = v.user_agent
-        rec.access(
-            ms - rng.randrange(30, 300),
-            ip,
-            "GET",
-            url,
-            _status(rng),
-            user_agent=agent,
-            referrer=referrer,
-            openid=openid,
-        )
+        request = {"user_agent": v.user_agent, "openid": v.openid if v.signed_in else None}
+        rec.access(ms - rng.randrange(30, 300), ip, "GET", url, _status(rng), referrer=referrer, **request)
         rec.beacon(v, ms, "page_view", url, session_id, referrer=referrer, ip=ip)
         stay = min(30 * MINUTE, int(rng.lognormvariate(9.9, 1.0)))  # median about 20 s
         for _ in range(rng.choices([0, 1, 2, 3], [35, 40, 18, 7])[0]):
             at = ms + rng.randrange(max(1, stay))
             element = rng.choice(PAGES[page][1])
-            rec.beacon(
-                v,
-                at,
-                "click",
-                url,
-                session_id,
-                element=element,
-                referrer=referrer,
-                ip=ip,
-            )
+            rec.beacon(v, at, "click", url, session_id, element=element, referrer=referrer, ip=ip)
             if element in CLICK_API:
                 method, path = CLICK_API[element]
-                rec.access(
-                    at + rng.randrange(5, 80),
-                    ip,
-                    method,
-                    path,
-                    _status(rng),
-                    user_agent=agent,
-                    referrer=url,
-                    openid=openid,
-                )
+                rec.access(at + rng.randrange(5, 80), ip, method, path, _status(rng), referrer=url, **request)
         ms += stay
-        rec.beacon(
-            v,
-            ms,
-            "page_leave",
-            url,
-            session_id,
-            duration_ms=stay,
-            referrer=referrer,
-            ip=ip,
-        )
+        rec.beacon(v, ms, "page_leave", url, session_id, duration_ms=stay, referrer=referrer, ip=ip)
         referrer = url
         ms += rng.randrange(500, 3 * SECOND)
 
@@ -587,11 +446,7 @@ def record_roaming(rec: Recorder, v: Visitor, day_ms: int) -> None:
 
 
 def _consent(
-    ms: int,
-    subject: dict,
-    analytics: str,
-    minor: bool = False,
-    guardian: bool | None = None,
+    ms: int, subject: dict, analytics: str, minor: bool = False, guardian: bool | None = None
 ) -> dict:
     return {
         "schema": "consent/1",
@@ -604,13 +459,7 @@ def _consent(
 
 
 # Consent histories, spread in these proportions over signed-in visitors (R2, R3).
-CONSENT_PLANS = ["before"] * 11 + [
-    "after_some",
-    "after_some",
-    "withdrawn",
-    "withdrawn",
-    "regranted",
-]
+CONSENT_PLANS = ["before"] * 11 + ["after_some", "after_some", "withdrawn", "withdrawn", "regranted"]
 CONSENT_PLANS += ["after_all", "none", "none", "before"]
 
 
@@ -649,13 +498,7 @@ def consent_changes(rng: random.Random, visitors: list[Visitor], start_ms: int, 
                 )
             )
             if rng.random() < 0.1:
-                changes.append(
-                    _consent(
-                        v.last_ms or end_ms,
-                        {"anonymous_id": v.anonymous_id},
-                        "withdrawn",
-                    )
-                )
+                changes.append(_consent(v.last_ms or end_ms, {"anonymous_id": v.anonymous_id}, "withdrawn"))
     return sorted(changes, key=lambda c: c["ts"])
 
 
@@ -668,14 +511,7 @@ def erasure_requests(rng: random.Random, visitors: list[Visitor], end_ms: int) -
     for v in chosen:
         subject = {"openid": v.openid} if v.openid else {"anonymous_id": v.anonymous_id}
         ts = _iso(end_ms - rng.randrange(HOUR, 6 * HOUR))
-        requests.append(
-            {
-                "schema": "erasure/1",
-                "ts": ts,
-                "subject": subject,
-                "request_id": _uuid(rng),
-            }
-        )
+        requests.append({"schema": "erasure/1", "ts": ts, "subject": subject, "request_id": _uuid(rng)})
     return sorted(requests, key=lambda r: r["ts"])
 
 
@@ -717,14 +553,7 @@ def malformed_beacon(kind: str, msg: dict) -> bytes:
     return _dumps(bad)
 
 
-MALFORMED_BEACON_KINDS = [
-    "not_json",
-    "truncated",
-    "array",
-    "wrong_schema",
-    "missing_field",
-    "wrong_type",
-]
+MALFORMED_BEACON_KINDS = ["not_json", "truncated", "array", "wrong_schema", "missing_field", "wrong_type"]
 MALFORMED_BEACON_KINDS += [
     "naive_ts",
     "click_without_element",
@@ -794,15 +623,11 @@ def simulate(
     """Realistic traffic of `users` visitors over `days` days from `start` (Asia/Shanghai); deterministic."""
     if users < 1 or days < 1:
         raise SeaportError("--users and --days must be at least 1")
-    _check_rates(
-        malformed_rate=malformed_rate,
-        duplicate_rate=duplicate_rate,
-        late_rate=late_rate,
-    )
+    _check_rates(malformed_rate=malformed_rate, duplicate_rate=duplicate_rate, late_rate=late_rate)
     rng = random.Random(seed)
     visitors = make_visitors(rng, users)
     rec = Recorder(rng, late_rate)
-    roamer = next((v for v in visitors if v.user and v.signs_in_after == 0), None)
+    roamer = next((v for v in visitors if v.user and v.anonymous_pages == 0), None)
     first_day_ms = _day_start_ms(start)
     for d in range(days):
         day_ms = _day_start_ms(start + timedelta(days=d))
@@ -817,32 +642,17 @@ def simulate(
     consent = consent_changes(rng, visitors, first_day_ms, end_ms)
     erasures = erasure_requests(rng, visitors, end_ms)
     beacons, bad_beacons = _with_faults(
-        rng,
-        rec.beacons,
-        MALFORMED_BEACON_KINDS,
-        malformed_beacon,
-        malformed_rate,
-        duplicate_rate,
+        rng, rec.beacons, MALFORMED_BEACON_KINDS, malformed_beacon, malformed_rate, duplicate_rate
     )
     access_logs, bad_logs = _with_faults(
-        rng,
-        rec.access_logs,
-        MALFORMED_ACCESS_KINDS,
-        malformed_access_log,
-        malformed_rate,
-        0,
+        rng, rec.access_logs, MALFORMED_ACCESS_KINDS, malformed_access_log, malformed_rate, 0
     )
     return Traffic(
         beacons=beacons,
         access_logs=access_logs,
         consent=[_dumps(c) for c in consent],
         erasures=[_dumps(e) for e in erasures],
-        malformed={
-            BEACONS: bad_beacons,
-            ACCESS_LOGS: bad_logs,
-            CONSENT: 0,
-            ERASURES: 0,
-        },
+        malformed={BEACONS: bad_beacons, ACCESS_LOGS: bad_logs, CONSENT: 0, ERASURES: 0},
     )
 
 
@@ -891,17 +701,13 @@ def fast_beacons(n: int, seed: int, start: date) -> Iterator[bytes]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from seaport.cli import add_kafka_options
+    from seaport.kafka.topics import add_prefix_option
 
     parser.description = (
         "Generate realistic, seeded traffic (beacons, access logs, consent changes, erasure requests) "
         "into one JSON-lines file per topic (--out) or straight to Kafka. Same arguments, same bytes."
     )
-    parser.add_argument(
-        "--users",
-        type=int,
-        default=200,
-        help="number of visitors (default: %(default)s)",
-    )
+    parser.add_argument("--users", type=int, default=200, help="number of visitors (default: %(default)s)")
     parser.add_argument("--days", type=int, default=1, help="number of days (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     parser.add_argument(
@@ -924,10 +730,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of malformed messages (default: %(default)s)",
     )
     parser.add_argument(
-        "--duplicate-rate",
-        type=float,
-        default=0.01,
-        help="share of beacons re-sent (default: %(default)s)",
+        "--duplicate-rate", type=float, default=0.01, help="share of beacons re-sent (default: %(default)s)"
     )
     parser.add_argument(
         "--late-rate",
@@ -935,12 +738,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.02,
         help="share of beacons arriving hours late (default: %(default)s)",
     )
-    parser.add_argument(
-        "--topic-prefix",
-        default=os.environ.get("SEAPORT_TOPIC_PREFIX", ""),
-        metavar="P",
-        help="prefix of every topic name, for test isolation (default: $SEAPORT_TOPIC_PREFIX or empty)",
-    )
+    add_prefix_option(parser)
     add_kafka_options(parser)
 
 
@@ -966,26 +764,12 @@ def write_files(traffic: Traffic, out: Path) -> dict[Path, int]:
     return written
 
 
-def message_key(topic: str, payload: bytes) -> bytes | None:
-    """The contract's key: anonymous_id for beacons, client IP for access logs, subject id otherwise."""
-    try:
-        msg = json.loads(payload)
-        if topic == BEACONS:
-            key = msg["anonymous_id"]
-        elif topic == ACCESS_LOGS:
-            key = msg["ip"]
-        else:
-            key = msg["subject"].get("openid") or msg["subject"]["anonymous_id"]
-        return str(key).encode()
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None  # a malformed message has no reliable key; Kafka spreads it
-
-
 def send_to_kafka(traffic: Traffic, args: argparse.Namespace, chunk: int = 20_000) -> None:
     """Consent first, so the pipeline knows a subject's consent before its events arrive."""
     from seaport.kafka.clients import make_client
-    from seaport.kafka.topics import topic_name
+    from seaport.kafka.topics import create_topics, message_key, topic_name
 
+    create_topics(args.bootstrap, args.topic_prefix, args.kafka_client)
     client = make_client(args.kafka_client, args.bootstrap)
     try:
         for topic in (CONSENT, ERASURES, BEACONS, ACCESS_LOGS):
@@ -995,15 +779,10 @@ def send_to_kafka(traffic: Traffic, args: argparse.Namespace, chunk: int = 20_00
                 part = lines[at : at + chunk]
                 client.produce(name, [(message_key(topic, p), p) for p in part])
                 if len(lines) > chunk:
-                    print(
-                        f"{name}: {min(at + chunk, len(lines))}/{len(lines)}",
-                        file=sys.stderr,
-                    )
+                    print(f"{name}: {min(at + chunk, len(lines))}/{len(lines)}", file=sys.stderr)
             print(f"{name}: {len(lines)} messages sent")
     finally:
-        close = getattr(client, "close", None)
-        if close:
-            close()
+        client.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1011,13 +790,7 @@ def run(args: argparse.Namespace) -> int:
     if args.users > 20_000 or args.days > 60:
         print(f"simulating {args.users} users over {args.days} days…", file=sys.stderr)
     traffic = simulate(
-        args.users,
-        args.days,
-        args.seed,
-        start,
-        args.malformed_rate,
-        args.duplicate_rate,
-        args.late_rate,
+        args.users, args.days, args.seed, start, args.malformed_rate, args.duplicate_rate, args.late_rate
     )
     if args.out is not None:
         try:
