@@ -128,10 +128,7 @@ def render_report(report_day: ReportDay, summary: dict[str, int], anomalies: lis
     by_kind = table(["kind", "anomalies"], sorted(kinds.items()))
     findings = table(
         ["kind", "subject", "score", "details"],
-        [
-            (a.kind, mask_pseudonym(a.subject_pseudonym), round(a.score, 2), _details_text(a))
-            for a in anomalies
-        ],
+        [(a.kind, mask_pseudonym(a.subject_pseudonym), round(a.score, 2), _details_text(a)) for a in anomalies],
         max_cell=400,
     )
     body = (
@@ -172,8 +169,7 @@ def build_pipeline(pipeline, report_day: ReportDay, thresholds: Thresholds) -> N
 
     day_events = pipeline | "Day" >> beam.Create([report_day]) | "ReadDayEvents" >> beam.Map(read_day_events)
     findings = [
-        day_events | f"Detect{name}" >> beam.FlatMap(detector, thresholds)
-        for name, detector in DETECTORS.items()
+        day_events | f"Detect{name}" >> beam.FlatMap(detector, thresholds) for name, detector in DETECTORS.items()
     ]
     summary = day_events | "Summarize" >> beam.Map(summarize_day)
     (
@@ -202,15 +198,11 @@ def check_timezone(name: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("report", choices=["security"], help="which report (only `security` exists)")
     parser.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the calendar day to report")
-    parser.add_argument(
-        "--warehouse", default="warehouse", metavar="DIR", help="warehouse (default: %(default)s/)"
-    )
+    parser.add_argument("--warehouse", default="warehouse", metavar="DIR", help="warehouse (default: %(default)s/)")
     parser.add_argument(
         "--timezone", default=DEFAULT_TIMEZONE, help="time zone of calendar days (default: %(default)s)"
     )
-    parser.add_argument(
-        "--runner", default=DEFAULT_RUNNER, help="Beam runner (default: the in-process %(default)s)"
-    )
+    parser.add_argument("--runner", default=DEFAULT_RUNNER, help="Beam runner (default: the in-process %(default)s)")
     parser.epilog = (
         "Writes the day's rows of security_anomalies in DIR/security.duckdb (replacing earlier ones) and "
         "DIR/reports/security-DAY.html; other flags are passed to Beam's PipelineOptions."
@@ -241,9 +233,7 @@ def _connect(path: Path, read_only: bool):  # type: ignore[no-untyped-def]
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as e:
         # typically the ingest pipeline holding the file's write lock
-        raise SeaportError(
-            f"cannot open {path.name}: {type(e).__name__} (is another process writing it?)"
-        ) from None
+        raise SeaportError(f"cannot open {path.name}: {type(e).__name__} (is another process writing it?)") from None
 
 
 def _check_writable(path: Path) -> None:

@@ -57,9 +57,7 @@ def normal_day(rng: random.Random, subjects: int = 80) -> tuple[list[Subject], l
         for _ in range(rng.randint(10, 30)):
             page = rng.choice(NORMAL_PATHS)
             ip = rng.choice(s.prefixes)
-            events.append(
-                SecurityEvent("beacon", s.pseudonym, s.device, ip, page, rng.choice(["page_view", "click"]))
-            )
+            events.append(SecurityEvent("beacon", s.pseudonym, s.device, ip, page, rng.choice(["page_view", "click"])))
             status = rng.choices(["200", "404", "401", "500"], weights=[95, 2, 2, 1])[0]
             events.append(SecurityEvent("access", s.pseudonym, None, ip, page, status, "GET"))
     return people, events
@@ -80,9 +78,7 @@ def test_brute_force_from_one_prefix_is_found(rng: random.Random) -> None:
     attacker = prefix(rng)
     events += [SecurityEvent("access", None, None, attacker, "/api/login", "401", "POST") for _ in range(40)]
     found = detect_brute_force(events)
-    assert [(a.kind, a.subject_pseudonym, a.details["ip_prefix"]) for a in found] == [
-        ("brute_force", None, attacker)
-    ]
+    assert [(a.kind, a.subject_pseudonym, a.details["ip_prefix"]) for a in found] == [("brute_force", None, attacker)]
     assert found[0].details["failed_logins"] == 40
     assert found[0].score == pytest.approx(40 / Thresholds().failed_logins)
 
@@ -109,9 +105,7 @@ def test_subject_on_many_prefixes_and_devices_is_found(rng: random.Random) -> No
     people, events = normal_day(rng)
     shared = people[7]
     for _ in range(6):
-        events.append(
-            SecurityEvent("beacon", shared.pseudonym, pseudonym(rng), prefix(rng), "/home", "page_view")
-        )
+        events.append(SecurityEvent("beacon", shared.pseudonym, pseudonym(rng), prefix(rng), "/home", "page_view"))
     prefixes = detect_many_ip_prefixes(events)
     devices = detect_many_devices(events)
     assert [a.subject_pseudonym for a in prefixes] == [shared.pseudonym]
@@ -132,9 +126,7 @@ def test_error_rate_spike_on_one_path_is_found(rng: random.Random) -> None:
     people, events = normal_day(rng)
     for i in range(60):
         status = "503" if i % 2 else "200"
-        events.append(
-            SecurityEvent("access", rng.choice(people).pseudonym, None, prefix(rng), "/api/pay", status)
-        )
+        events.append(SecurityEvent("access", rng.choice(people).pseudonym, None, prefix(rng), "/api/pay", status))
     found = detect_error_spikes(events)
     assert [(a.kind, a.details["path"]) for a in found] == [("error_rate_spike", "/api/pay")]
     assert found[0].details["errors_5xx"] == 30
@@ -145,9 +137,9 @@ def test_scanning_from_one_prefix_is_found(rng: random.Random) -> None:
     scanner = prefix(rng)
     events += [SecurityEvent("access", None, None, scanner, f"/probe/{i}", "404", "GET") for i in range(35)]
     found = detect_scanning(events)
-    assert [
-        (a.subject_pseudonym, a.details["ip_prefix"], a.details["distinct_404_paths"]) for a in found
-    ] == [(None, scanner, 35)]
+    assert [(a.subject_pseudonym, a.details["ip_prefix"], a.details["distinct_404_paths"]) for a in found] == [
+        (None, scanner, 35)
+    ]
 
 
 def test_thresholds_are_configurable(rng: random.Random) -> None:

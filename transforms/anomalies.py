@@ -106,9 +106,7 @@ def detect_brute_force(events: list[SecurityEvent], thresholds: Thresholds = Thr
     by_prefix = Counter(e.ip_prefix for e in failures if e.ip_prefix)
     for prefix, count in by_prefix.items():
         if count >= thresholds.failed_logins:
-            subjects = {
-                e.subject_pseudonym for e in failures if e.ip_prefix == prefix and e.subject_pseudonym
-            }
+            subjects = {e.subject_pseudonym for e in failures if e.ip_prefix == prefix and e.subject_pseudonym}
             details = {
                 "by": "ip_prefix",
                 "ip_prefix": prefix,
@@ -128,9 +126,7 @@ def _distinct_per_subject(events: list[SecurityEvent], column: str) -> dict[str,
     return seen
 
 
-def detect_many_ip_prefixes(
-    events: list[SecurityEvent], thresholds: Thresholds = Thresholds()
-) -> list[Anomaly]:
+def detect_many_ip_prefixes(events: list[SecurityEvent], thresholds: Thresholds = Thresholds()) -> list[Anomaly]:
     """One subject seen from many IP prefixes in a day: a shared or taken-over account."""
     limit = thresholds.ip_prefixes_per_subject
     return [
