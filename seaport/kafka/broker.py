@@ -106,13 +106,9 @@ def _resolve_jars(libs: Path) -> None:
     command = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
                f"-DoutputDirectory={staging}", "-DincludeScope=runtime"]  # fmt: skip
     with open(log, "w") as out:
-        done = subprocess.run(
-            command, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-        raise SeaportError(
-            f"Maven could not resolve the Kafka jars (exit {done.returncode}); see {log}"
-        )
+        raise SeaportError(f"Maven could not resolve the Kafka jars (exit {done.returncode}); see {log}")
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)
     print(f"resolved {len(list(libs.glob('*.jar')))} jars", file=sys.stderr, flush=True)
@@ -161,9 +157,7 @@ def _is_kafka(pid: int) -> bool:
 class Broker:
     """One local broker+controller, its state in `data_dir`; see the module docstring."""
 
-    def __init__(
-        self, port: int = DEFAULT_PORT, data_dir: Path = DEFAULT_DATA_DIR
-    ) -> None:
+    def __init__(self, port: int = DEFAULT_PORT, data_dir: Path = DEFAULT_DATA_DIR) -> None:
         self.port = port
         self.data_dir = Path(data_dir).resolve()
 
@@ -203,9 +197,7 @@ class Broker:
         if self.pid() is not None:
             return
         if _port_in_use(self.port):
-            raise SeaportError(
-                f"port {self.port} on 127.0.0.1 is already in use by another process"
-            )
+            raise SeaportError(f"port {self.port} on 127.0.0.1 is already in use by another process")
         libs = ensure_jars()
         _require("java", "run the Kafka broker")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -246,9 +238,7 @@ class Broker:
     def _cluster_id(self) -> str | None:
         """The id written by `StorageTool format`: tells our broker from another one on the port."""
         with contextlib.suppress(OSError):
-            for line in (
-                (self.data_dir / "logs" / "meta.properties").read_text().splitlines()
-            ):
+            for line in (self.data_dir / "logs" / "meta.properties").read_text().splitlines():
                 if line.startswith("cluster.id="):
                     return line.partition("=")[2].strip()
         return None
@@ -298,32 +288,21 @@ class Broker:
         command = self._java(libs, "kafka.tools.StorageTool", "format", "--standalone",
                              "-t", cluster_id, "-c", str(properties))  # fmt: skip
         with open(self.log_file, "ab") as log:
-            done = subprocess.run(
-                command, stdout=log, stderr=subprocess.STDOUT, check=False
-            )
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
-            raise SeaportError(
-                f"formatting the broker's storage failed; see {self.log_file}"
-            )
+            raise SeaportError(f"formatting the broker's storage failed; see {self.log_file}")
 
     def _wait_ready(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(pid):
                 self.pid_file.unlink(missing_ok=True)
-                raise SeaportError(
-                    f"the broker exited during start-up; see {self.log_file}"
-                )
-            if (
-                _port_in_use(self.port)
-                and _cluster_id(self.bootstrap) == self._cluster_id()
-            ):
+                raise SeaportError(f"the broker exited during start-up; see {self.log_file}")
+            if _port_in_use(self.port) and _cluster_id(self.bootstrap) == self._cluster_id():
                 return
             time.sleep(0.2)
         self.stop()
-        raise SeaportError(
-            f"the broker did not answer within {timeout:g} s; see {self.log_file}"
-        )
+        raise SeaportError(f"the broker did not answer within {timeout:g} s; see {self.log_file}")
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:
@@ -349,9 +328,7 @@ def _cluster_id(bootstrap: str) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "action", choices=["start", "stop", "status"], help="what to do"
-    )
+    parser.add_argument("action", choices=["start", "stop", "status"], help="what to do")
     parser.add_argument(
         "--port",
         type=int,

@@ -1,0 +1,469 @@
+"""One small Kafka interface, two libraries behind it.
+
+`confluent-kafka` (librdkafka) is the data path: about 20x faster than `kafka-python`, which is
+kept working for platforms without librdkafka (`--kafka-client kafka-python`). Both pass the
+same tests. Reads are bounded offset ranges on an explicitly assigned partition (no consumer
+group join, which costs kafka-python ~23 s); offsets are committed for a group without any
+member running, so a pipeline commits only after its stores have committed.
+
+Clients are cheap to describe and costly to open: pass `(kind, bootstrap)` around (e.g. to a
+Beam DoFn, picklable) and call `make_client(kind, bootstrap)` in `setup()`.
+
+Reads use `read_committed`: records of aborted transactions never reach the pipeline, and
+`end_offsets` is the last stable offset (the high watermark when no transaction is open).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from seaport.errors import SeaportError
+
+if TYPE_CHECKING:
+    from seaport.kafka.topics import TopicSpec
+
+KINDS = ("confluent", "kafka-python")
+TIMEOUT_S = 30.0  # any single metadata/offset request
+STALL_TIMEOUT_S = 30.0  # a range read that makes no progress for this long fails
+POLL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka message, as read: bytes in, no decoding here."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+class KafkaClient(Protocol):
+    """What seaport needs from Kafka; see `make_client`."""
+
+    def partitions(self, topic: str) -> list[int]: ...
+    def end_offsets(self, topic: str) -> dict[int, int]: ...
+    def beginning_offsets(self, topic: str) -> dict[int, int]: ...
+    def committed(self, group: str, topic: str) -> dict[int, int | None]: ...
+    def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None: ...
+    def read_range(
+        self, topic: str, partition: int, start: int, end: int, max_batch: int = 5000
+    ) -> Iterator[list[Record]]: ...
+    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int: ...
+    def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+def make_client(kind: str, bootstrap: str) -> KafkaClient:
+    """A client of library `kind` ("confluent" or "kafka-python") for the cluster at `bootstrap`."""
+    if kind == "confluent":
+        return ConfluentClient(bootstrap)
+    if kind == "kafka-python":
+        return KafkaPythonClient(bootstrap)
+    raise SeaportError(f"unknown Kafka client {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def _missing_topic(topic: str) -> SeaportError:
+    return SeaportError(f"topic {topic} does not exist (run `seaport topics create`)")
+
+
+class _RangeProgress:
+    """Where a range read stands, and whether it stalled (so a read can never loop forever).
+
+    Offsets may have gaps (compaction, transaction markers): the read ends when the reader's
+    position reaches `end`, not when it has seen a record at `end - 1`.
+    """
+
+    def __init__(self, topic: str, partition: int, start: int, end: int) -> None:
+        self.where = f"{topic}[{partition}]"
+        self.position, self.end = start, end
+        self.last_progress = time.monotonic()
+
+    @property
+    def done(self) -> bool:
+        return self.position >= self.end
+
+    def advance(self, position: int) -> None:
+        if position > self.position:
+            self.position = position
+            self.last_progress = time.monotonic()
+        elif time.monotonic() - self.last_progress > STALL_TIMEOUT_S:
+            raise SeaportError(f"reading {self.where} stalled at offset {self.position} before end offset {self.end}")
+
+
+class ConfluentClient:
+    """`KafkaClient` over confluent-kafka (librdkafka)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        self.bootstrap = bootstrap
+        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._reader = None
+        self._producer = None
+
+    def partitions(self, topic: str) -> list[int]:
+        from confluent_kafka import KafkaException
+
+        try:
+            found = self._admin.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+        except KafkaException as e:
+            raise SeaportError(f"Kafka at {self.bootstrap} did not answer: {e.args[0]}") from None
+        if found is None or found.error is not None:
+            raise _missing_topic(topic)
+        return sorted(found.partitions)
+
+    def _list_offsets(self, topic: str, spec: object) -> dict[int, int]:
+        from confluent_kafka import IsolationLevel, TopicPartition
+
+        request = {TopicPartition(topic, p): spec for p in self.partitions(topic)}
+        futures = self._admin.list_offsets(
+            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=TIMEOUT_S
+        )
+        return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        from confluent_kafka.admin import OffsetSpec
+
+        return self._list_offsets(topic, OffsetSpec.latest())
+
+    def beginning_offsets(self, topic: str) -> dict[int, int]:
+        from confluent_kafka.admin import OffsetSpec
+
+        return self._list_offsets(topic, OffsetSpec.earliest())
+
+    def committed(self, group: str, topic: str) -> dict[int, int | None]:
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        partitions = [TopicPartition(topic, p) for p in self.partitions(topic)]
+        request = [ConsumerGroupTopicPartitions(group, partitions)]
+        answer = self._admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT_S)[group].result()
+        return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer.topic_partitions}
+
+    def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit `offsets` (next offset to read) for `group`; needs no running group member."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            failed = [tp for tp in consumer.commit(offsets=tps, asynchronous=False) if tp.error]
+        finally:
+            consumer.close()
+        if failed:
+            raise SeaportError(f"committing offsets for group {group} failed: {failed[0].error}")
+
+    def _range_reader(self):  # noqa: ANN202 - confluent_kafka.Consumer, imported lazily
+        if self._reader is None:
+            from confluent_kafka import Consumer
+
+            self._reader = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": "seaport-range-reader",  # required by librdkafka; never joined
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "auto.offset.reset": "earliest",  # a range start already deleted by retention
+                    "isolation.level": "read_committed",
+                    "fetch.max.bytes": 64 * 1024 * 1024,
+                    "max.partition.fetch.bytes": 16 * 1024 * 1024,
+                    "fetch.wait.max.ms": 100,
+                }
+            )
+        return self._reader
+
+    def read_range(
+        self, topic: str, partition: int, start: int, end: int, max_batch: int = 5000
+    ) -> Iterator[list[Record]]:
+        """Batches of the records with `start <= offset < end` of one partition, in order."""
+        from confluent_kafka import TopicPartition
+
+        if start >= end:
+            return
+        reader = self._range_reader()
+        progress = _RangeProgress(topic, partition, start, end)
+        reader.assign([TopicPartition(topic, partition, start)])
+        try:
+            while not progress.done:
+                # consume() waits for all `num_messages` or the timeout: ask for no more than remain.
+                wanted = max(1, min(max_batch, end - progress.position))
+                messages = reader.consume(num_messages=wanted, timeout=POLL_S)
+                for message in messages:
+                    if message.error() is not None:
+                        raise SeaportError(f"reading {topic}[{partition}] failed: {message.error()}")
+                batch = [
+                    Record(topic, partition, m.offset(), m.key(), m.value(), m.timestamp()[1])
+                    for m in messages
+                    if progress.position <= m.offset() < end
+                ]
+                if batch:
+                    yield batch
+                if messages and messages[-1].offset() >= end - 1:
+                    return
+                progress.advance(reader.position([TopicPartition(topic, partition)])[0].offset)
+        finally:
+            reader.unassign()
+
+    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+        """Send (key, value) pairs idempotently with acks=all; returns how many were delivered."""
+        from confluent_kafka import Producer
+
+        self.partitions(topic)  # fail at once on a missing topic, not after the delivery timeout
+        if self._producer is None:
+            self._producer = Producer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "compression.type": "lz4",
+                    "queue.buffering.max.messages": 500_000,
+                }
+            )
+        producer = self._producer
+        outcome = {"delivered": 0, "error": None}
+
+        def on_delivery(error: object, _message: object) -> None:
+            if error is None:
+                outcome["delivered"] += 1
+            elif outcome["error"] is None:
+                outcome["error"] = error
+
+        sent = 0
+        for key, value in messages:
+            while True:
+                try:
+                    producer.produce(topic, value, key, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: let deliveries drain it
+                    producer.poll(0.1)
+            sent += 1
+            if sent % 10_000 == 0:
+                producer.poll(0)
+        remaining = producer.flush(TIMEOUT_S)
+        if outcome["error"] is not None or remaining or outcome["delivered"] != sent:
+            reason = outcome["error"] or f"{remaining} message(s) still queued"
+            raise SeaportError(f"producing to {topic}: {outcome['delivered']} of {sent} delivered ({reason})")
+        return sent
+
+    def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]:
+        """Create the topics of `specs` that are missing; returns the names created."""
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.admin import NewTopic
+
+        existing = self._admin.list_topics(timeout=TIMEOUT_S).topics
+        wanted = [
+            NewTopic(name, num_partitions=spec.partitions, replication_factor=1, config=dict(spec.configs))
+            for name, spec in specs.items()
+            if name not in existing
+        ]
+        created = []
+        for name, future in (self._admin.create_topics(wanted, request_timeout=TIMEOUT_S) if wanted else {}).items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as e:  # created meanwhile by someone else: fine
+                if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise SeaportError(f"creating topic {name} failed: {e.args[0].str()}") from None
+        _wait_until_visible(self, created)
+        return created
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._producer is not None:
+            self._producer.flush(TIMEOUT_S)
+            self._producer = None
+
+
+class KafkaPythonClient:
+    """`KafkaClient` over kafka-python (pure Python; slower, no native library)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        from kafka.admin import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        self.bootstrap = bootstrap
+        try:
+            self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(TIMEOUT_S * 1000))
+        except KafkaError as e:
+            raise SeaportError(f"Kafka at {bootstrap} did not answer: {type(e).__name__}") from None
+        self._reader = None
+        self._producer = None
+
+    def partitions(self, topic: str) -> list[int]:
+        (found,) = self._admin.describe_topics([topic])
+        if found["error_code"] != 0:
+            raise _missing_topic(topic)
+        return sorted(p["partition_index"] for p in found["partitions"])
+
+    def _list_offsets(self, topic: str, spec: object) -> dict[int, int]:
+        from kafka import TopicPartition
+        from kafka.protocol.consumer import IsolationLevel
+
+        request = {TopicPartition(topic, p): spec for p in self.partitions(topic)}
+        answer = self._admin.list_partition_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED)
+        return {tp.partition: found.offset for tp, found in answer.items()}
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        from kafka.admin import OffsetSpec
+
+        return self._list_offsets(topic, OffsetSpec.LATEST)
+
+    def beginning_offsets(self, topic: str) -> dict[int, int]:
+        from kafka.admin import OffsetSpec
+
+        return self._list_offsets(topic, OffsetSpec.EARLIEST)
+
+    def committed(self, group: str, topic: str) -> dict[int, int | None]:
+        from kafka import TopicPartition
+
+        partitions = [TopicPartition(topic, p) for p in self.partitions(topic)]
+        answer = _retry_coordinator(lambda: self._admin.list_group_offsets({group: partitions}))[group]
+        return {tp.partition: found.offset if found.offset >= 0 else None for tp, found in answer.items()}
+
+    def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit `offsets` (next offset to read) for `group`; needs no running group member."""
+        from kafka import TopicPartition
+        from kafka.errors import NoError
+        from kafka.structs import OffsetAndMetadata
+
+        request = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+        answer = _retry_coordinator(lambda: self._admin.alter_group_offsets(group, request))
+        failed = [error for error in answer.values() if error is not NoError]
+        if failed:
+            raise SeaportError(f"committing offsets for group {group} failed: {failed[0].__name__}")
+
+    def _range_reader(self):  # noqa: ANN202 - kafka.KafkaConsumer, imported lazily
+        if self._reader is None:
+            from kafka import KafkaConsumer
+
+            self._reader = KafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                fetch_max_bytes=64 * 1024 * 1024,
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+                fetch_max_wait_ms=100,
+            )
+        return self._reader
+
+    def read_range(
+        self, topic: str, partition: int, start: int, end: int, max_batch: int = 5000
+    ) -> Iterator[list[Record]]:
+        """Batches of the records with `start <= offset < end` of one partition, in order."""
+        from kafka import TopicPartition
+
+        if start >= end:
+            return
+        reader = self._range_reader()
+        tp = TopicPartition(topic, partition)
+        progress = _RangeProgress(topic, partition, start, end)
+        reader.assign([tp])
+        reader.seek(tp, start)
+        try:
+            while not progress.done:
+                messages = reader.poll(timeout_ms=int(POLL_S * 1000), max_records=max_batch).get(tp, [])
+                batch = [
+                    Record(topic, partition, m.offset, m.key, m.value, m.timestamp)
+                    for m in messages
+                    if progress.position <= m.offset < end
+                ]
+                if batch:
+                    yield batch
+                if messages and messages[-1].offset >= end - 1:
+                    return
+                progress.advance(reader.position(tp))
+        finally:
+            reader.unsubscribe()
+
+    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+        """Send (key, value) pairs idempotently with acks=all; returns how many were delivered."""
+        from kafka import KafkaProducer
+
+        self.partitions(topic)
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+            )
+        producer = self._producer
+        outcome = {"delivered": 0, "error": None}
+
+        def delivered(_metadata: object) -> None:
+            outcome["delivered"] += 1
+
+        def failed(error: BaseException) -> None:
+            outcome["error"] = outcome["error"] or type(error).__name__
+
+        sent = 0
+        for key, value in messages:
+            producer.send(topic, value=value, key=key).add_callback(delivered).add_errback(failed)
+            sent += 1
+        producer.flush(TIMEOUT_S)
+        if outcome["error"] is not None or outcome["delivered"] != sent:
+            reason = outcome["error"] or "delivery timed out"
+            raise SeaportError(f"producing to {topic}: {outcome['delivered']} of {sent} delivered ({reason})")
+        return sent
+
+    def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]:
+        """Create the topics of `specs` that are missing; returns the names created."""
+        existing = set(self._admin.list_topics())
+        wanted = {
+            name: {"num_partitions": spec.partitions, "replication_factor": 1, "configs": dict(spec.configs)}
+            for name, spec in specs.items()
+            if name not in existing
+        }
+        created = []
+        answer = self._admin.create_topics(wanted, raise_errors=False) if wanted else {"topics": []}
+        for result in answer["topics"]:
+            if result["error_code"] == 0:
+                created.append(result["name"])
+            elif result["error_code"] != 36:  # TOPIC_ALREADY_EXISTS: created meanwhile, fine
+                raise SeaportError(f"creating topic {result['name']} failed: {result['error_message']}")
+        _wait_until_visible(self, created)
+        return created
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._producer is not None:
+            self._producer.close(timeout=TIMEOUT_S)
+            self._producer = None
+        self._admin.close()
+
+
+def _wait_until_visible(client: KafkaClient, topics: list[str]) -> None:
+    """A new topic reaches the broker's metadata a moment after the controller acknowledges it."""
+    deadline = time.monotonic() + TIMEOUT_S
+    for topic in topics:
+        while True:
+            try:
+                client.partitions(topic)
+                break
+            except SeaportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+def _retry_coordinator(call):  # noqa: ANN001, ANN202
+    """kafka-python raises while the group coordinator (`__consumer_offsets`) is being created."""
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            return call()
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+            if time.monotonic() > deadline:
+                raise SeaportError("the Kafka group coordinator is not available") from None
+            time.sleep(0.2)
