@@ -329,8 +329,8 @@ class Warehouse:
             "sessions_daily": """
                 SELECT day, count(*) AS sessions, avg(duration_ms) AS avg_session_duration_ms,
                        avg(CASE WHEN views <= 1 THEN 1.0 ELSE 0.0 END) AS bounce_rate,
-                       count(DISTINCT subject_pseudonym) AS _subjects
-                FROM (SELECT session_pseudonym, min(day) AS day, any_value(subject_pseudonym) AS subject_pseudonym,
+                       len(list_distinct(flatten(list(subjects)))) AS _subjects
+                FROM (SELECT session_pseudonym, min(day) AS day, list(DISTINCT subject_pseudonym) AS subjects,
                              coalesce(sum(duration_ms) FILTER (WHERE event = 'page_leave'), 0) AS duration_ms,
                              count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views
                       FROM ev WHERE session_pseudonym IS NOT NULL GROUP BY session_pseudonym)

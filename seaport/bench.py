@@ -1,0 +1,98 @@
+"""`seaport bench`: the throughput benchmark, in one run on one broker.
+
+1. generates N valid beacons (default 1,000,000) into a fresh topic set (a unique prefix);
+2. times the Kafka client alone reading them all (no processing): the raw consume rate;
+3. times `seaport ingest` end to end over the same messages into a fresh warehouse: read,
+   validate, protect, stage, commit, materialize;
+4. prints both rates, their ratio, and the peak memory (RSS) of this process.
+
+Benchmarks are not tests: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+from seaport.cli import add_kafka_options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kafka_options(parser)
+    parser.add_argument("--events", type=int, default=1_000_000, help="beacons to generate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
+    parser.add_argument("--runner", default="FnApiRunner", help="Beam runner for the ingest part (default: %(default)s)")
+    parser.add_argument("--keep", action="store_true", help="keep the bench warehouse (its path is printed)")
+    parser.set_defaults(accepts_extra=True)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.ingest import ingest_once
+    from seaport.kafka.clients import make_client
+    from seaport.kafka.topics import create_topics, topic_name
+    from seaport.simulate import fast_beacons
+    from sinks.warehouse import Warehouse
+    from transforms.policy import FieldPolicy
+    from transforms.pseudonyms import Pseudonymizer
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    client = make_client(args.kafka_client, args.bootstrap)
+    create_topics(args.bootstrap, prefix)
+    topic = topic_name("beacons.raw", prefix)
+
+    def progress(msg: str) -> None:
+        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+    progress(f"producing {args.events:,} beacons to {topic}")
+    t0 = time.perf_counter()
+    produced = client.produce(topic, ((None, line) for line in fast_beacons(args.events, args.seed, date.today() - timedelta(days=1))))
+    produce_s = time.perf_counter() - t0
+
+    progress("raw consume (client alone)")
+    t0 = time.perf_counter()
+    consumed = 0
+    for partition, end in client.end_offsets(topic).items():
+        for batch in client.read_range(topic, partition, 0, end, 5000):
+            consumed += len(batch)
+    consume_s = time.perf_counter() - t0
+
+    progress("ingest end to end (Beam, fresh warehouse)")
+    root = Path(tempfile.mkdtemp(prefix="seaport-bench-"))
+    warehouse = Warehouse(root / "warehouse")
+    t0 = time.perf_counter()
+    summary = ingest_once(
+        client=client, warehouse=warehouse, policy=FieldPolicy.load(),
+        pseudonymizer=Pseudonymizer.from_key_bytes(uuid.uuid4().bytes * 2), group=f"{prefix}ingest",
+        prefix=prefix, runner=args.runner, beam_args=args.extra, kafka_client=args.kafka_client,
+        bootstrap=args.bootstrap, retention_days=100_000,
+    )
+    ingest_s = time.perf_counter() - t0
+    warehouse.close()
+    client.close()
+
+    raw_rate = consumed / consume_s if consume_s else 0.0
+    ingest_rate = summary.messages / ingest_s if ingest_s else 0.0
+    print(f"events                {args.events:>12,}   (produced {produced:,} in {produce_s:.1f} s)")
+    print(f"kafka client          {args.kafka_client:>12}")
+    print(f"raw consume           {raw_rate:>12,.0f} msg/s   ({consumed:,} in {consume_s:.1f} s)")
+    print(f"ingest end to end     {ingest_rate:>12,.0f} msg/s   ({summary.messages:,} in {ingest_s:.1f} s, runner {args.runner})")
+    print(f"ingest / raw          {ingest_rate / raw_rate if raw_rate else 0:>12.3f}")
+    print(f"peak memory (RSS)     {_peak_rss_mib():>12,.0f} MiB")
+    print(f"stored events         {summary.events_stored:>12,}   dead letters {summary.deadletters:,}")
+    if args.keep:
+        print(f"warehouse             {root / 'warehouse'}")
+    else:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
