@@ -787,8 +787,8 @@ def send_to_kafka(traffic: Traffic, args: argparse.Namespace, chunk: int = 20_00
 
 def run(args: argparse.Namespace) -> int:
     start = args.start or datetime.now(SHANGHAI).date() - timedelta(days=1)
-    if args.users > 20_000 or args.days > 60:
-        print(f"simulating {args.users} users over {args.days} days…", file=sys.stderr)
+    if args.users * args.days >= 10_000:  # about a second per 1,500 visitor-days: say what is going on
+        print(f"simulating {args.users} users over {args.days} days from {start}…", file=sys.stderr)
     traffic = simulate(
         args.users, args.days, args.seed, start, args.malformed_rate, args.duplicate_rate, args.late_rate
     )
