@@ -23,19 +23,21 @@ class TopicSpec:
 
     partitions: int
     configs: Mapping[str, str] = field(default_factory=dict)
-    key_field: tuple[str, ...] = ()  # where the contract's message key sits in a JSON message
+    # Where the contract's message key sits in a JSON message: paths tried in order.
+    key_paths: tuple[tuple[str, ...], ...] = ()
 
 
 # Consent and erasure history must outlive every event they govern (R3, R8): never deleted by
 # age, and not compacted, since every change is evidence, not just the latest one.
 _KEPT_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
+_SUBJECT = (("subject", "openid"), ("subject", "anonymous_id"))
 
 TOPICS: dict[str, TopicSpec] = {
-    "beacons.raw": TopicSpec(4, key_field=("anonymous_id",)),
-    "access_logs.raw": TopicSpec(2, key_field=("ip",)),
-    "consent.events": TopicSpec(2, _KEPT_FOREVER, key_field=("subject",)),
-    "erasure.requests": TopicSpec(1, _KEPT_FOREVER, key_field=("subject",)),
-    "deadletter": TopicSpec(1, key_field=("source_topic",)),
+    "beacons.raw": TopicSpec(4, key_paths=(("anonymous_id",),)),
+    "access_logs.raw": TopicSpec(2, key_paths=(("ip",),)),
+    "consent.events": TopicSpec(2, _KEPT_FOREVER, key_paths=_SUBJECT),
+    "erasure.requests": TopicSpec(1, _KEPT_FOREVER, key_paths=_SUBJECT),
+    "deadletter": TopicSpec(1, key_paths=(("source_topic",),)),
 }
 
 
@@ -66,17 +68,19 @@ def message_key(base: str, payload: bytes) -> bytes | None:
     one partition, which keeps its consent changes in order (R3).
     """
     spec = TOPICS.get(base)
-    if spec is None or not spec.key_field:
+    if spec is None:
         return None
     try:
-        value = json.loads(payload)
+        message = json.loads(payload)
     except ValueError:
         return None
-    for name in spec.key_field:
-        value = value.get(name) if isinstance(value, dict) else None
-    if isinstance(value, dict):  # a subject: {"openid": ...} or {"anonymous_id": ...}
-        value = value.get("openid") or value.get("anonymous_id")
-    return value.encode() if isinstance(value, str) and value else None
+    for path in spec.key_paths:
+        value = message
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            return value.encode()
+    return None
 
 
 def create_topics(bootstrap: str, prefix: str = "", kind: str = "confluent") -> list[str]:

@@ -1,0 +1,67 @@
+"""Shared fixtures: ONE real Kafka broker per test session, and isolated topics per test.
+
+    kafka_broker      (session)  the real KRaft `Broker` on a free port, temp data dir
+    kafka_bootstrap   (session)  its "127.0.0.1:<port>"
+    topic_prefix      (function) a unique prefix, e.g. "t1a2b3c4.", with the contract's topics
+                                 created under it: `topic_name("beacons.raw", topic_prefix)`
+    kafka_client      (function) factory: kafka_client("confluent" | "kafka-python") -> KafkaClient,
+                                 closed after the test
+
+The broker is started only by tests that ask for it, and stopped at the end of the session
+(also when tests fail). Never port 9092: that one belongs to the user's own broker.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_DIR))  # the package is importable without being installed
+
+from seaport.kafka.broker import Broker, free_port  # noqa: E402
+from seaport.kafka.clients import KafkaClient, make_client  # noqa: E402
+from seaport.kafka.topics import create_topics  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real single-node broker for the whole session, stopped by its PID at the end."""
+    broker = Broker(free_port(), tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start(timeout=120)
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    """The session broker's bootstrap address, "127.0.0.1:<port>"."""
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def topic_prefix(kafka_bootstrap: str) -> str:
+    """A prefix no other test uses, with every contract topic created under it."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    create_topics(kafka_bootstrap, prefix)
+    return prefix
+
+
+@pytest.fixture
+def kafka_client(kafka_bootstrap: str) -> Iterator[Callable[[str], KafkaClient]]:
+    """Factory of clients on the session broker; every client made is closed after the test."""
+    made: list[KafkaClient] = []
+
+    def make(kind: str = "confluent") -> KafkaClient:
+        made.append(make_client(kind, kafka_bootstrap))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
