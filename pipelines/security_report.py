@@ -26,7 +26,7 @@ from pathlib import Path
 from seaport.errors import SeaportError
 from transforms.anomalies import DETECTORS, EVENT_COLUMNS, Anomaly, SecurityEvent, Thresholds
 
-DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+DEFAULT_RUNNER = "FnApiRunner"  # in-process; "DirectRunner" may try to download Prism offline
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 SECURITY_DB = "security.duckdb"
 
@@ -220,7 +220,11 @@ def run(args: argparse.Namespace) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     options = PipelineOptions([f"--runner={args.runner}", *getattr(args, "extra", [])])
-    with beam.Pipeline(options=options) as pipeline:
+    try:
+        pipeline = beam.Pipeline(options=options)
+    except ValueError:
+        raise SeaportError(f"unknown Beam runner {args.runner!r}") from None
+    with pipeline:
         build_pipeline(pipeline, report_day, Thresholds())
     print(f"security report: {report_day.report_path}")
     return 0

@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -132,6 +134,26 @@ def test_partial_warehouse_shows_what_exists(tmp_path: Path) -> None:
     by_title = sections(build_dashboard(tmp_path, tmp_path / "d.html").read_text(encoding="utf-8"))
     assert "no data yet" in by_title["Page views per hour"] and "no data yet" in by_title["Clicks"]
     assert "clicks_hourly" in by_title["Bookkeeping"]
+
+
+def hold_write_lock(database: Path) -> subprocess.Popen:
+    """Another process with `database` open for writing, as a running ingest would have it."""
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(database)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_store_locked_by_running_ingest_is_one_line_error(tmp_path: Path, capsys) -> None:
+    fill_analytics(tmp_path, random.Random(9))
+    holder = hold_write_lock(tmp_path / "analytics.duckdb")
+    try:
+        assert main(["dashboard", "--warehouse", str(tmp_path)]) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot open analytics.duckdb" in err
 
 
 @pytest.mark.parametrize(

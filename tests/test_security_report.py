@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -272,12 +274,32 @@ def test_day_without_data_gives_empty_report(tmp_path: Path, capsys) -> None:
         (["--date", "2026-13-01"], "--date must be a calendar date"),
         (["--date", "yesterday"], "--date must be a calendar date"),
         (["--date", "2026-11-24", "--timezone", "Mars/Olympus"], "unknown --timezone"),
+        (["--date", "2026-11-24", "--runner", "NoSuchRunner"], "unknown Beam runner"),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
     assert main(["report", "security", "--warehouse", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("seaport report: error: ") and message in err
+
+
+def test_store_locked_by_another_process_is_one_line_error(tmp_path: Path, capsys) -> None:
+    holder = hold_write_lock(tmp_path / "security.duckdb")
+    try:
+        assert run_report(tmp_path) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot open security.duckdb" in err
+
+
+def hold_write_lock(database: Path) -> subprocess.Popen:
+    """Another process with `database` open for writing, as a running ingest would have it."""
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(database)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder
 
 
 def test_missing_warehouse_is_one_line_error(tmp_path: Path, capsys) -> None:
