@@ -1,0 +1,177 @@
+"""Turning HTTP requests into validated messages: the collector's only judgement of content.
+
+Every message is validated with the same `schemas/` models the pipeline uses, then
+re-serialized from the model, so fields the models do not name never reach Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.models import MAX_MESSAGE_BYTES, AccessLog, Beacon, ConsentChange, validation_reason
+
+# Query parameters of the pixel that name a nested field, e.g. `device.model=iPhone15,2`.
+_NESTED = ("user", "device", "network")
+_NUMERIC = ("duration_ms",)
+
+
+class Rejected(Exception):
+    """A request the collector refuses: an HTTP status and a short reason naming no value."""
+
+    def __init__(self, status: int, reason: str, index: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.index = index  # which event of a batch, when the request held several
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the collector itself knows about a request, stamped onto each event."""
+
+    client_ip: str
+    user_agent: str | None
+    opt_out: bool  # Sec-GPC: 1 or DNT: 1
+    received_at: datetime
+    anonymous_cookie: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One validated message, ready to produce: its Kafka key and JSON value."""
+
+    key: bytes | None
+    value: bytes
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def beacon_from_query(query: Any) -> dict[str, Any]:
+    """The pixel's query parameters as a beacon dict (`user.openid=…` -> `{"user": {"openid": …}}`)."""
+    event: dict[str, Any] = {"schema": "beacon/1"}
+    for name, value in query.items():
+        group, _, field = name.partition(".")
+        if field and group in _NESTED:
+            event.setdefault(group, {})[field] = value
+        elif not field:
+            event[name] = value
+    for name in _NUMERIC:
+        if isinstance(event.get(name), str) and event[name].isdigit():
+            event[name] = int(event[name])
+    return event
+
+
+def stamp_beacon(event: Any, facts: RequestFacts) -> dict[str, Any]:
+    """Add what the collector knows: receive time, client IP, user agent, the opt-out mark (R13).
+
+    Fills `event_id` (uuid4) and `ts` (receive time) when the client sent none. The client IP
+    always comes from the connection (or a trusted proxy), never from the event: a client can't
+    choose the IP that security analysis sees.
+    """
+    if not isinstance(event, dict):
+        raise Rejected(400, "not_an_object")
+    event.setdefault("schema", "beacon/1")
+    if not event.get("event_id"):
+        event["event_id"] = str(uuid.uuid4())
+    if not event.get("ts"):
+        event["ts"] = facts.received_at.isoformat()
+    if not event.get("anonymous_id") and facts.anonymous_cookie:
+        event["anonymous_id"] = facts.anonymous_cookie
+    network = event.get("network")
+    network = dict(network) if isinstance(network, dict) else {}
+    network["ip"] = facts.client_ip
+    if not network.get("user_agent") and facts.user_agent:
+        network["user_agent"] = facts.user_agent[:2048]
+    event["network"] = network
+    event["received_at"] = facts.received_at.isoformat()
+    # Sec-GPC / DNT: the pipeline treats the event's analytics consent as not granted.
+    event["opt_out"] = bool(facts.opt_out or event.get("opt_out") is True)
+    return event
+
+
+def _validated(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise Rejected(400, _reason(e)) from None
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    if first["type"] == "string_too_long":
+        return "too_long:" + ".".join(str(p) for p in first["loc"])
+    if first["type"] == "value_error" and not first["loc"]:
+        # A whole-event rule of the model ("a click needs an element"): fixed text, no values.
+        text = str(first.get("ctx", {}).get("error", "invalid"))
+        return "invalid:" + "_".join(text.lower().split())[:60]
+    return validation_reason(error)
+
+
+def _serialized(model: BaseModel) -> bytes:
+    value = model.model_dump_json(by_alias=True, exclude_none=True).encode()
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise Rejected(413, "message_too_large")
+    return value
+
+
+def beacon_message(event: Any, facts: RequestFacts) -> Message:
+    """One beacon: stamped, validated, keyed by `anonymous_id` (the contract's key)."""
+    beacon = _validated(Beacon, stamp_beacon(event, facts))
+    assert isinstance(beacon, Beacon)
+    return Message(beacon.anonymous_id.encode(), _serialized(beacon))
+
+
+def access_log_message(record: Any) -> Message:
+    """One access-log record, as a web server logged it, keyed by its client IP."""
+    log = _validated(AccessLog, record)
+    assert isinstance(log, AccessLog)
+    return Message(log.ip.encode(), _serialized(log))
+
+
+def consent_message(change: Any, facts: RequestFacts) -> Message:
+    """One consent change (`consent/1`), keyed by its subject id; `ts` defaults to receive time."""
+    if isinstance(change, dict):
+        change.setdefault("schema", "consent/1")
+        change.setdefault("ts", facts.received_at.isoformat())
+    consent = _validated(ConsentChange, change)
+    assert isinstance(consent, ConsentChange)
+    return Message(consent.subject.value.encode(), _serialized(consent))
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Rejected(400, "not_json") from None
+
+
+def batch_events(body: bytes, max_events: int) -> list[Any]:
+    """A tracker batch: a JSON array of events, or `{"events": [...]}`, or one event object."""
+    data = parse_json(body)
+    if isinstance(data, dict):
+        data = data.get("events", [data])
+    if not isinstance(data, list):
+        raise Rejected(400, "not_a_batch")
+    if not data:
+        raise Rejected(400, "empty_batch")
+    if len(data) > max_events:
+        raise Rejected(413, "too_many_events")
+    return data
+
+
+def log_records(body: bytes, max_events: int) -> list[Any]:
+    """Access-log records in JSON lines; blank lines are skipped."""
+    lines = [line for line in body.splitlines() if line.strip()]
+    if not lines:
+        raise Rejected(400, "empty_batch")
+    if len(lines) > max_events:
+        raise Rejected(413, "too_many_events")
+    return [parse_json(line) for line in lines]
