@@ -1,0 +1,429 @@
+"""The field policy: the one module that decides what happens to every field (R1-R4).
+
+`schemas/field_policy.toml` names, for every field of every message, its category, the purpose
+it was collected for, and its action per purpose (analytics, security) and analytics consent
+state: keep, generalize, pseudonymize or drop. `FieldPolicy.load` validates the file against the
+message models (a field without a rule, an unknown action, purpose, category or column stops
+the pipeline before it reads anything) and compiles it into a plan per message kind and purpose;
+`protect_*` run that plan on one message and return the rows the sinks store, each carrying the
+policy version and the pseudonym key id.
+
+Consent (R2, R3) is judged by the sink at each event's own time against the ledger: the analytics
+row carries the consent-gated columns, which the sink nulls for subjects without consent
+(`consent_gated_columns`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import types
+import typing
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, NaiveDatetime
+
+from schemas.models import AccessLog, Beacon, ConsentChange, ErasureRequest
+from seaport.errors import SeaportError
+from transforms import generalize, redact
+from transforms.pseudonyms import Pseudonymizer, Purpose
+from transforms.redact import redact_payload
+
+POLICY_PATH = Path(__file__).resolve().parent.parent / "schemas" / "field_policy.toml"
+
+CATEGORIES = frozenset({"direct_identifier", "quasi_identifier", "sensitive", "content"})
+COLLECTED_FOR = frozenset({"security", "analytics", "consent"})
+RULE_KEYS = frozenset({"category", "collected_for", "fallback"} | {p.value for p in Purpose})
+CONSENT_STATES = ("granted", "not_granted")
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "beacon": Beacon,
+    "access": AccessLog,
+    "consent": ConsentChange,
+    "erasure": ErasureRequest,
+}
+
+ANALYTICS_COLUMNS = (
+    "event_id", "event", "ts", "subject_pseudonym", "session_pseudonym", "page", "element", "duration_ms",
+    "device_model", "os", "os_version_major", "gender", "country", "city", "language", "opt_out",
+    "policy_version", "key_id",
+)  # fmt: skip
+SECURITY_COLUMNS = (
+    "event_id", "source", "event_time", "subject_pseudonym", "device_pseudonym", "ip_prefix",
+    "page_or_path", "event_or_status", "method", "user_agent", "policy_version", "key_id",
+)  # fmt: skip
+CONSENT_COLUMNS = ("ts", "subject_pseudonym", "analytics", "minor", "guardian_consent", "policy_version", "key_id")
+ERASURE_COLUMNS = ("request_id", "ts", "subject_pseudonym", "policy_version", "key_id")
+# The rows each message kind yields per purpose; an empty tuple: no row (access logs: security only).
+ROW_COLUMNS: dict[tuple[str, Purpose], tuple[str, ...]] = {
+    ("beacon", Purpose.ANALYTICS): ANALYTICS_COLUMNS,
+    ("beacon", Purpose.SECURITY): SECURITY_COLUMNS,
+    ("access", Purpose.ANALYTICS): (),
+    ("access", Purpose.SECURITY): SECURITY_COLUMNS,
+    ("consent", Purpose.ANALYTICS): CONSENT_COLUMNS,
+    ("consent", Purpose.SECURITY): CONSENT_COLUMNS,
+    ("erasure", Purpose.ANALYTICS): ERASURE_COLUMNS,
+    ("erasure", Purpose.SECURITY): ERASURE_COLUMNS,
+}
+# Filled by the code, not by a field: no rule may target them.
+RESERVED_COLUMNS = frozenset({"source", "policy_version", "key_id"})
+
+Counts = Counter[str]
+
+# generalize methods: value -> value
+GENERALIZERS: dict[str, Callable[[str], Any]] = {
+    "ip_prefix": generalize.ip_prefix,
+    "user_agent_family": generalize.user_agent_family,
+    "os_major": generalize.os_major,
+}
+# redacting methods: value -> (value, kinds of the identifiers removed)
+REDACTORS: dict[str, Callable[[str], tuple[str, tuple[str, ...]]]] = {
+    "page_path": redact.clean_page_cached,
+    "redact": redact.redact_cached,
+}
+
+_MAC_HEX = re.compile(r"[^0-9a-f]")
+
+
+@lru_cache(maxsize=1 << 14)
+def normalize_mac(mac: str) -> str:
+    """A MAC in lowercase colon form, whatever notation it came in (so one device, one pseudonym)."""
+    digits = _MAC_HEX.sub("", mac.lower())
+    if len(digits) != 12:
+        return mac.strip().lower()
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+# Identifiers normalized before pseudonymization, by kind.
+NORMALIZERS: dict[str, Callable[[str], str]] = {"mac": normalize_mac}
+
+
+@dataclass(frozen=True)
+class Step:
+    """Fill `column` from the field at `path` by one action (verb, method)."""
+
+    field: str
+    path: tuple[str, ...]
+    verb: str  # keep | pseudonymize | generalize
+    method: str
+    column: str
+    is_datetime: bool
+    fallback: bool
+
+
+Plan = tuple[Step, ...]
+
+
+FieldInfo = tuple[tuple[str, ...], bool]  # (attribute path, holds a datetime)
+DATETIME_TYPES = (datetime, AwareDatetime, NaiveDatetime)
+
+
+def _model_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """(policy name, (attribute path, is a datetime)) of every leaf field, nested models included."""
+    for attr, info in model.model_fields.items():
+        name = info.alias or attr
+        members = typing.get_args(info.annotation) if isinstance(info.annotation, types.UnionType) else ()
+        members = members or (info.annotation,)
+        nested = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None)
+        if nested is None:
+            yield prefix + name, ((attr,), any(m in DATETIME_TYPES for m in members))
+        else:
+            for sub_name, (sub_path, is_dt) in _model_fields(nested, f"{prefix}{name}."):
+                yield sub_name, ((attr, *sub_path), is_dt)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(field name, rule) of every rule table: a table with a `category` is a rule, else a group."""
+    for key, value in table.items():
+        if not isinstance(value, dict):
+            raise SeaportError(f"field policy: {prefix}{key} is not a table of rules")
+        if "category" in value:
+            yield prefix + key, value
+        else:
+            yield from _flatten(value, f"{prefix}{key}.")
+
+
+_ACTION = re.compile(r"^\s*(\w+)(?::(\w+))?\s*(?:->\s*(\w+))?\s*$")
+
+
+def _parse_action(action: str) -> tuple[str, str, str]:
+    """ "generalize:ip_prefix -> ip_prefix" -> ("generalize", "ip_prefix", "ip_prefix")."""
+    m = _ACTION.match(action)
+    if not m:
+        return action, "", ""  # rejected as an unknown action by the caller
+    return m.group(1), m.group(2) or "", m.group(3) or ""
+
+
+Builder = Callable[[Any, list[str]], dict[str, Any]]
+BuilderKey = tuple[str, str]  # (message kind, purpose value): str keys hash fast
+
+
+class FieldPolicy:
+    """The validated field policy, compiled into a plan per message kind and purpose."""
+
+    version: str
+
+    def __init__(self, document: dict[str, Any], source: str = "field policy") -> None:
+        self._document = document
+        self._source = source
+        self._plans: dict[tuple[str, Purpose], tuple[Step, ...]] = {}
+        self._gated: list[str] = []
+        self._bound: tuple[Pseudonymizer | None, dict[BuilderKey, Builder]] = (None, {})
+        self._compile()
+
+    @classmethod
+    def load(cls, path: Path = POLICY_PATH) -> FieldPolicy:
+        """Read and validate the policy file; SeaportError (one line) on any fault."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise SeaportError(f"cannot read the field policy {path}: {e.strerror}") from None
+        return cls.parse(text, source=str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "field policy") -> FieldPolicy:
+        """A policy from TOML text (validated like `load`)."""
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise SeaportError(f"{source}: not valid TOML: {e}") from None
+        return cls(document, source)
+
+    # Beam pickles the policy with the DoFns: ship the document, recompile on the worker.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"document": self._document, "source": self._source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["document"], state["source"])  # type: ignore[misc]
+
+    # --- validation ---
+
+    def _fail(self, message: str) -> SeaportError:
+        return SeaportError(f"{self._source}: {message}")
+
+    def _compile(self) -> None:
+        doc = dict(self._document)
+        version = doc.pop("version", None)
+        if not isinstance(version, str) or not version.strip():
+            raise self._fail('no `version = "..."` at the top')
+        self.version = version
+        unknown = set(doc) - set(SCHEMAS)
+        if unknown:
+            raise self._fail(f"unknown message kind(s): {', '.join(sorted(unknown))}")
+        for kind, model in SCHEMAS.items():
+            table = doc.get(kind, {})
+            if not isinstance(table, dict):
+                raise self._fail(f"[{kind}] is not a table")
+            self._compile_schema(kind, model, table)
+
+    def _compile_schema(self, kind: str, model: type[BaseModel], table: dict[str, Any]) -> None:
+        fields = dict(_model_fields(model))
+        rules = dict(_flatten(table))
+        for name in fields:
+            if name not in rules:
+                raise self._fail(f"field {kind}.{name} has no rule")
+        for name in rules:
+            if name not in fields:
+                raise self._fail(f"rule for {kind}.{name}, which is not a field of {model.__name__}")
+        for name, rule in rules.items():
+            self._check_rule(f"{kind}.{name}", rule)
+        for purpose in Purpose:
+            columns = ROW_COLUMNS[(kind, purpose)]
+            steps = [
+                step
+                for name, rule in rules.items()
+                for step in self._rule_steps(f"{kind}.{name}", rule, purpose, fields[name], columns)
+            ]
+            fed: dict[str, str] = {}
+            for step in (s for s in steps if not s.fallback):
+                if step.column in fed:
+                    raise self._fail(
+                        f"column {step.column} is fed by both {kind}.{fed[step.column]} and {kind}.{step.field}"
+                        " (mark one `fallback = true`)"
+                    )
+                fed[step.column] = step.field
+            # Fallback fields fill only what the others left empty, so they run last.
+            self._plans[(kind, purpose)] = tuple(sorted(steps, key=lambda s: s.fallback))
+
+    def _check_rule(self, where: str, rule: dict[str, Any]) -> None:
+        extra = set(rule) - RULE_KEYS
+        if extra:
+            raise self._fail(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        if rule["category"] not in CATEGORIES:
+            raise self._fail(f"{where}: unknown category {rule['category']!r} (one of {', '.join(sorted(CATEGORIES))})")
+        if rule.get("collected_for") not in COLLECTED_FOR:
+            raise self._fail(f"{where}: collected_for must be one of {', '.join(sorted(COLLECTED_FOR))}")
+        if not isinstance(rule.get("fallback", False), bool):
+            raise self._fail(f"{where}: fallback must be true or false")
+
+    def _rule_steps(
+        self, where: str, rule: dict[str, Any], purpose: Purpose, field: FieldInfo, columns: tuple[str, ...]
+    ) -> list[Step]:
+        if purpose.value not in rule:
+            raise self._fail(f"{where} has no rule for purpose {purpose.value}")
+        spec = rule[purpose.value]
+        if isinstance(spec, dict):
+            spec = self._consent_spec(where, purpose, spec)
+        actions = spec if isinstance(spec, list) else [spec]
+        steps = [self._step(where, rule, purpose, action, field, columns) for action in actions]
+        return [s for s in steps if s is not None]
+
+    def _consent_spec(self, where: str, purpose: Purpose, spec: dict[str, Any]) -> Any:
+        """{granted, not_granted}: the sink nulls the column without consent, so that is all it can be."""
+        if purpose is not Purpose.ANALYTICS:
+            raise self._fail(f"{where}: consent states apply to the analytics purpose only")
+        if set(spec) != set(CONSENT_STATES):
+            raise self._fail(f"{where}: a consent rule names exactly {' and '.join(CONSENT_STATES)}")
+        granted, not_granted = spec["granted"], spec["not_granted"]
+        if not_granted != granted:
+            if not_granted != "drop" or not isinstance(granted, str):
+                raise self._fail(f"{where}: without consent the action must be the same or drop")
+            column = _parse_action(granted)[2]
+            if column:
+                self._gated.append(column)
+        return granted
+
+    def _step(
+        self, where: str, rule: dict[str, Any], purpose: Purpose, action: Any, field: FieldInfo,
+        columns: tuple[str, ...],
+    ) -> Step | None:  # fmt: skip
+        if not isinstance(action, str):
+            raise self._fail(f'{where}: an action is a string like "keep -> column"')
+        verb, method, column = _parse_action(action)
+        known = (
+            (verb == "drop" and not method and not column)
+            or (verb == "keep" and method in ("", "text"))
+            or (verb == "pseudonymize" and not method)
+            or (verb == "generalize" and (method in GENERALIZERS or method in REDACTORS))
+        )
+        if not known:
+            methods = "|".join([*GENERALIZERS, *REDACTORS])
+            raise self._fail(
+                f"{where}: unknown action {action!r} (drop, keep, keep:text, pseudonymize, generalize:{methods})"
+            )
+        if verb == "drop":
+            return None
+        if not column:
+            raise self._fail(f'{where}: action {action!r} needs a target column ("{verb} -> column")')
+        if column in RESERVED_COLUMNS or column not in columns:
+            raise self._fail(f"{where}: unknown column {column!r} for the {purpose.value} row")
+        if verb == "keep" and rule["category"] == "direct_identifier":
+            raise self._fail(f"{where}: a direct identifier is never kept in clear text (R4)")
+        path, is_datetime = field
+        return Step(where.split(".", 1)[1], path, verb, method, column, is_datetime, rule.get("fallback", False))
+
+    # --- applying it ---
+
+    def consent_gated_columns(self) -> list[str]:
+        """Analytics columns usable only while the subject's analytics consent is granted (R2, R3)."""
+        return list(self._gated)
+
+    def plan_source(self, kind: str, purpose: Purpose, p: Pseudonymizer) -> str:
+        """The Python code the policy runs for one message kind and purpose (for review)."""
+        return self._generate(kind, purpose, p)[0]
+
+    def _builders(self, p: Pseudonymizer) -> dict[BuilderKey, Builder]:
+        bound_to, builders = self._bound
+        if bound_to is not p:
+            builders = {(kind, purpose.value): self._generate(kind, purpose, p)[1] for kind, purpose in self._plans}
+            self._bound = (p, builders)  # one assignment: safe for threads sharing the policy
+        return builders
+
+    def _generate(self, kind: str, purpose: Purpose, p: Pseudonymizer) -> tuple[str, Builder]:
+        """Compile a plan into straight-line Python: this runs per event, so no loop, no lookups."""
+        template: dict[str, Any] = dict.fromkeys(ROW_COLUMNS[(kind, purpose)])
+        template.update(policy_version=self.version, key_id=p.key_id)
+        if "source" in template:
+            template["source"] = kind
+        env: dict[str, Any] = {"TEMPLATE": template, "UTC": UTC}
+        lines = ["def build(m, found):", "    row = TEMPLATE.copy()"]
+        for i, step in enumerate(self._plans[(kind, purpose)]):
+            pad = "    "
+            if step.fallback:
+                lines.append(f"    if row[{step.column!r}] is None:")
+                pad += "    "
+            lines.append(f"{pad}v = m.{step.path[0]}")
+            lines.extend(f"{pad}v = None if v is None else v.{attr}" for attr in step.path[1:])
+            lines.append(f'{pad}if v is not None and v != "":')
+            target = f"{pad}    row[{step.column!r}]"
+            if step.verb == "keep":
+                value = "str(v)" if step.method == "text" else "v.astimezone(UTC)" if step.is_datetime else "v"
+                lines.append(f"{target} = {value}")
+            elif step.verb == "pseudonymize":
+                kind_name = step.field.rsplit(".", 1)[-1]
+                env[f"H{i}"] = p.hmac_for(purpose, kind_name)
+                normalize = NORMALIZERS.get(kind_name)
+                env[f"N{i}"] = normalize
+                lines.append(f"{target} = H{i}(N{i}(v))" if normalize else f"{target} = H{i}(v)")
+            elif step.method in GENERALIZERS:
+                env[f"G{i}"] = GENERALIZERS[step.method]
+                lines.append(f"{target} = G{i}(v)")
+            else:
+                env[f"R{i}"] = REDACTORS[step.method]
+                lines.append(f"{pad}    v, kinds = R{i}(v)")
+                lines.append(f"{pad}    if kinds:")
+                lines.append(f"{pad}        found.extend(kinds)")
+                lines.append(f"{target} = v")
+        lines.append("    return row")
+        source = "\n".join(lines) + "\n"
+        exec(compile(source, f"<field policy {kind}/{purpose.value}>", "exec"), env)  # noqa: S102
+        return source, env["build"]
+
+    def protect_beacon(self, b: Beacon, p: Pseudonymizer) -> tuple[dict, dict, Counts]:
+        """(analytics_row, security_row, redactions by kind) of one beacon event (R1, R2, R4)."""
+        builders = self._builders(p)
+        found_analytics: list[str] = []
+        found_security: list[str] = []
+        analytics = builders[("beacon", "analytics")](b, found_analytics)
+        security = builders[("beacon", "security")](b, found_security)
+        if not found_security:
+            return analytics, security, _counts(found_analytics)
+        # Both rows redact the same page: an identifier found in it counts once.
+        return analytics, security, _counts(found_analytics) | _counts(found_security)
+
+    def protect_access(self, a: AccessLog, p: Pseudonymizer) -> tuple[dict, Counts]:
+        """(security_row, redactions by kind) of one access-log record (R1, R4); event_id is None."""
+        found: list[str] = []
+        security = self._builders(p)[("access", "security")](a, found)
+        return security, _counts(found)
+
+    def protect_consent(self, c: ConsentChange, p: Pseudonymizer) -> tuple[dict, dict]:
+        """(analytics_row, security_row) of a consent change, each keyed by its purpose's pseudonym."""
+        builders = self._builders(p)
+        return builders[("consent", "analytics")](c, []), builders[("consent", "security")](c, [])
+
+    def protect_erasure(self, e: ErasureRequest, p: Pseudonymizer) -> tuple[dict, dict]:
+        """(analytics_row, security_row) of an erasure request (R8): the subject under each purpose."""
+        builders = self._builders(p)
+        return builders[("erasure", "analytics")](e, []), builders[("erasure", "security")](e, [])
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every rule as a flat record: kind, field, category, collected_for, fallback, actions."""
+        return [
+            {"kind": kind, "field": name, **{k: rule.get(k) for k in sorted(RULE_KEYS)}}
+            for kind in SCHEMAS
+            for name, rule in _flatten(self._document.get(kind, {}))
+        ]
+
+
+def _counts(found: list[str]) -> Counts:
+    counts: Counts = Counter.__new__(Counter)  # skips Counter.__init__: this runs per event
+    for kind in found:
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+__all__ = [
+    "ANALYTICS_COLUMNS",
+    "POLICY_PATH",
+    "SECURITY_COLUMNS",
+    "FieldPolicy",
+    "normalize_mac",
+    "redact_payload",
+]

@@ -1,0 +1,300 @@
+"""Personal data inside free text: find it, replace it by a marker, count it (R4, R13, R14).
+
+Pages, referrers, click labels and access-log paths can carry phone numbers, resident ID
+numbers, e-mail addresses, bank cards, OpenIds, MACs and IP addresses, also URL-encoded. They
+are replaced by `[phone]`, `[id_number]`, `[email]`, `[bank_card]`, `[openid]`, `[mac]`, `[ip]`
+(and `[name]`, `[token]` for values of query keys that name personal data) before anything is
+stored. The same detectors drive `seaport audit`, so what redaction removes is what the audit
+looks for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from functools import lru_cache
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+# Query parameters kept in an analytics page dimension (their values still redacted).
+PAGE_QUERY_ALLOW = frozenset({"utm_source", "utm_medium", "utm_campaign", "tab", "lang"})
+
+# Query keys whose value is personal whatever its shape -> the marker it becomes.
+SENSITIVE_QUERY_KEYS = {
+    **dict.fromkeys(("openid", "open_id", "unionid", "union_id"), "openid"),
+    **dict.fromkeys(("phone", "mobile", "tel", "telephone", "phone_number"), "phone"),
+    **dict.fromkeys(("email", "mail", "e-mail"), "email"),
+    **dict.fromkeys(("idcard", "id_card", "idno", "id_no", "id_number", "cert_no", "certno"), "id_number"),
+    **dict.fromkeys(("name", "realname", "real_name", "username", "user_name", "nickname"), "name"),
+    **dict.fromkeys(("bankcard", "bank_card", "card_no", "cardno", "card_number"), "bank_card"),
+    **dict.fromkeys(("token", "access_token", "refresh_token", "session", "sessionid", "ticket"), "token"),
+}
+
+Finding = tuple[str, str]  # (kind, the text that matched): never printed or logged as is
+
+_SEP = r"[\s.+\-]"  # separators seen inside phone numbers ("+" is a form-encoded space)
+_PHONE = re.compile(rf"(?<!\d)(?:(?:\+|00)?86{_SEP}?)?1[3-9](?:{_SEP}?\d){{9}}(?!\d)")
+_ID_NUMBER = re.compile(r"(?<!\d)([1-8]\d{5})[ -]?(\d{8})[ -]?(\d{3}[\dXx])(?!\d)")
+_CARD_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,}(?!\d)")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_HEX2 = "[0-9A-Fa-f]{2}"
+_MAC = re.compile(
+    rf"(?<![0-9A-Za-z:\-])(?:{_HEX2}(?P<sep>[:\-]){_HEX2}(?:(?P=sep){_HEX2}){{4}}"
+    r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}"
+    r"|[0-9A-Fa-f]{12})(?![0-9A-Za-z:\-])"
+)
+_IPV4 = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
+)
+_IPV6 = re.compile(r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Za-z:])")
+_PREFIX_LEN = re.compile(r"/(\d{1,3})(?!\d)")
+_OPENID = re.compile(r"(?<![A-Za-z0-9_\-])[oO][A-Za-z0-9_\-]{27}(?![A-Za-z0-9_\-])")
+_MARKER = re.compile(r"\[[a-z_]+\]")
+_KEYED_VALUE = re.compile(r"(?i)(?<=[?&;])(" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS) + r")=([^&#\s]+)")
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_CARD_FIRST_DIGITS = frozenset("234569")  # issuer prefixes (IIN); "1" is a phone or a timestamp
+
+
+def id_number_valid(digits17: str, check: str) -> bool:
+    """ISO 7064 MOD 11-2 checksum of an 18-character resident ID number."""
+    total = sum(int(d) * w for d, w in zip(digits17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == check.upper()
+
+
+def _birth_date_valid(yyyymmdd: str) -> bool:
+    try:
+        born = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:]))
+    except ValueError:
+        return False
+    return 1900 <= born.year <= date.today().year
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn check every payment card number passes."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_span(run: str) -> tuple[int, int] | None:
+    """The longest sub-run of separator-delimited groups that is a card number (13-19 digits)."""
+    groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", run)]
+    best: tuple[int, int] | None = None
+    for i in range(len(groups)):
+        for j in range(len(groups), i, -1):
+            start, end = groups[i][0], groups[j - 1][1]
+            digits = re.sub(r"\D", "", run[start:end])
+            if 13 <= len(digits) <= 19 and digits[0] in _CARD_FIRST_DIGITS and luhn_valid(digits):
+                if best is None or end - start > best[1] - best[0]:
+                    best = (start, end)
+                break
+    return best
+
+
+def _ip_network_prefix(text: str, end: int, address: str) -> bool:
+    """True when the address is followed by /len and is that network (e.g. "203.0.113.0/24")."""
+    m = _PREFIX_LEN.match(text, end)
+    if not m:
+        return False
+    try:
+        network = ipaddress.ip_network(f"{address}/{m.group(1)}", strict=True)
+    except ValueError:
+        return False
+    return network.prefixlen <= (24 if network.version == 4 else 64)
+
+
+def _sub(pattern: re.Pattern[str], text: str, decide: Callable[[re.Match[str]], str | None]) -> str:
+    """re.sub where `decide` returns the replacement, or None to keep the match."""
+
+    def repl(m: re.Match[str]) -> str:
+        out = decide(m)
+        return m.group(0) if out is None else out
+
+    return pattern.sub(repl, text)
+
+
+def _scan(text: str, found: list[Finding]) -> str:
+    """Replace every identifier in `text` by its marker, appending (kind, match) to `found`.
+
+    The order matters: keyed query values first (any shape), then the longer, checksummed
+    numbers, so that a card or ID number isn't half-taken for a phone number.
+    """
+
+    def mark(kind: str, m: re.Match[str], matched: str | None = None) -> str:
+        found.append((kind, matched if matched is not None else m.group(0)))
+        return f"[{kind}]"
+
+    def keyed(m: re.Match[str]) -> str | None:
+        if _MARKER.fullmatch(m.group(2)):
+            return None
+        kind = SENSITIVE_QUERY_KEYS[m.group(1).lower()]
+        found.append((kind, m.group(2)))
+        return f"{m.group(1)}=[{kind}]"
+
+    def id_number(m: re.Match[str]) -> str | None:
+        digits17 = m.group(1) + m.group(2) + m.group(3)[:2]
+        if _birth_date_valid(m.group(2)) and id_number_valid(digits17, m.group(3)[2]):
+            return mark("id_number", m)
+        return None
+
+    def card(m: re.Match[str]) -> str | None:
+        span = _card_span(m.group(0))
+        if span is None:
+            return None
+        run = m.group(0)
+        return run[: span[0]] + mark("bank_card", m, run[span[0] : span[1]]) + run[span[1] :]
+
+    def ip(m: re.Match[str]) -> str | None:
+        address = m.group(0)
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        if parsed.is_unspecified or parsed.is_loopback or _ip_network_prefix(m.string, m.end(), address):
+            return None
+        return mark("ip", m)
+
+    text = _sub(_KEYED_VALUE, text, keyed)
+    text = _sub(_EMAIL, text, lambda m: mark("email", m))
+    text = _sub(_ID_NUMBER, text, id_number)
+    text = _sub(_CARD_RUN, text, card)
+    text = _sub(_PHONE, text, lambda m: mark("phone", m))
+    text = _sub(_MAC, text, lambda m: mark("mac", m))
+    text = _sub(_IPV4, text, ip)
+    text = _sub(_IPV6, text, ip)
+    return _sub(_OPENID, text, lambda m: mark("openid", m))
+
+
+def _decoded(text: str) -> str:
+    """Undo URL encoding (also double encoding), so "%40" can't hide an e-mail address."""
+    for _ in range(3):
+        if "%" not in text:
+            break
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def find_identifiers(text: str) -> list[Finding]:
+    """Every identifier found in `text`, as (kind, matched text); URL-decoded forms too."""
+    found: list[Finding] = []
+    _scan(text, found)
+    decoded = _decoded(text)
+    if decoded != text:
+        _scan(decoded, found)
+    return found
+
+
+@lru_cache(maxsize=1 << 16)
+def redact_cached(text: str) -> tuple[str, tuple[str, ...]]:
+    """`redact_text` for the hot path: (redacted, kinds found, one per finding); memoized."""
+    found: list[Finding] = []
+    redacted = _scan(_decoded(text), found)
+    return redacted, tuple(kind for kind, _ in found)
+
+
+def redact_text(text: str) -> tuple[str, Counter[str]]:
+    """Replace personal data in free text by markers; count the findings per kind (R4)."""
+    redacted, kinds = redact_cached(text)
+    return redacted, Counter(kinds)
+
+
+@lru_cache(maxsize=1 << 16)
+def clean_page_cached(url: str) -> tuple[str, tuple[str, ...]]:
+    """`clean_page` for the hot path: (page, kinds found); memoized."""
+    parts = urlsplit(url)
+    path, kinds = redact_cached(parts.path or "/")
+    found = list(kinds)
+    kept = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        key_kinds = redact_cached(key)[1]
+        if key.lower() in SENSITIVE_QUERY_KEYS:
+            if value:
+                found.append(SENSITIVE_QUERY_KEYS[key.lower()])
+            continue
+        clean_value, value_kinds = redact_cached(value)
+        found.extend(key_kinds + value_kinds)  # counted even when the parameter is dropped
+        if key in PAGE_QUERY_ALLOW:
+            kept.append((key, clean_value))
+    if kept:
+        path += "?" + "&".join(f"{k}={quote(v, safe='[]')}" for k, v in sorted(kept))
+    return path, tuple(found)
+
+
+def clean_page(url: str) -> tuple[str, Counter[str]]:
+    """An analytics page dimension: the path, allow-listed query parameters, no fragment (R4).
+
+    The path and kept values are redacted; every other parameter is dropped (its personal data
+    still counted), so a page dimension can't carry a tracking id or an identifier.
+    """
+    page, kinds = clean_page_cached(url)
+    return page, Counter(kinds)
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+# Keys of a message whose values are identifiers whatever they look like (contract.md fields).
+IDENTIFIER_KEYS = frozenset(
+    {"openid", "unionid", "anonymous_id", "session_id", "nickname", "avatar_url", "mac", "ip"}
+    | {"user_agent", "subject"}
+    | set(SENSITIVE_QUERY_KEYS)
+)
+_REMOVED = "[removed]"
+_JSON_KEYED = re.compile(r'(?i)"(' + "|".join(re.escape(k) for k in IDENTIFIER_KEYS) + r')"(\s*:\s*)"[^"]*"?')
+MAX_DEADLETTER_CHARS = 4096
+
+
+def _redact_json(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            str(k): (_REMOVED if str(k).lower() in IDENTIFIER_KEYS and v is not None else _redact_json(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    if isinstance(value, str):
+        return redact_cached(value)[0]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A number can be a phone or a card number too.
+        text = str(value)
+        redacted = redact_cached(text)[0]
+        return value if redacted == text else redacted
+    return value
+
+
+def redact_payload(raw: bytes) -> str:
+    """A rejected message's payload, fit for the dead-letter topic: identifiers removed (R4).
+
+    Values of identifier fields become "[removed]", other text is redacted; a payload that
+    isn't JSON is redacted as text, with `"openid": "..."`-style values removed. Cut to
+    MAX_DEADLETTER_CHARS.
+    """
+    text = raw[: 1 << 20].decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        cleaned = _JSON_KEYED.sub(lambda m: f'"{m.group(1)}"{m.group(2)}"{_REMOVED}"', text)
+        return redact_cached(cleaned)[0][:MAX_DEADLETTER_CHARS]
+    return json.dumps(_redact_json(parsed), ensure_ascii=False)[:MAX_DEADLETTER_CHARS]
+
+
+__all__ = [
+    "PAGE_QUERY_ALLOW",
+    "clean_page",
+    "find_identifiers",
+    "id_number_valid",
+    "luhn_valid",
+    "redact_payload",
+    "redact_text",
+]
