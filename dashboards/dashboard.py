@@ -77,7 +77,11 @@ def bars(rows: list[tuple[Any, ...]]) -> str:
 def page_views_section(wh: Warehouse) -> str:
     per_hour = wh.rows(
         "page_views_hourly",
-        "SELECT strftime(hour, '%Y-%m-%d %H:00'), sum(views) FROM page_views_hourly GROUP BY 1 ORDER BY 1",
+        # every hour between the first and the last, so gaps (suppressed or quiet hours) show as zero
+        """WITH views AS (SELECT hour, sum(views) AS views FROM page_views_hourly GROUP BY hour),
+                hours AS (SELECT unnest(generate_series(min(hour), max(hour), INTERVAL 1 HOUR)) AS hour FROM views)
+           SELECT strftime(hours.hour, '%Y-%m-%d %H:00'), coalesce(views.views, 0)
+           FROM hours LEFT JOIN views USING (hour) ORDER BY hours.hour""",
     )
     top_pages = wh.rows(
         "page_views_hourly",
@@ -89,7 +93,7 @@ def page_views_section(wh: Warehouse) -> str:
     return section(
         "Page views per hour",
         column_chart([(label, float(v)) for label, v in per_hour]),
-        note="Hours with every cell suppressed (fewer than k people) are missing.",
+        note="Hours whose every cell was suppressed (fewer than k people) show as zero.",
     ) + section(
         "Top pages",
         bars([(p, v) for p, v, _, _ in top_pages]),

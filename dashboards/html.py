@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde3ea}
-table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .6rem;border-bottom:1px solid #eef1f4;
+table{border-collapse:collapse;margin:.5rem 0;display:block;overflow-x:auto}td,th{padding:.2rem .6rem;border-bottom:1px solid #eef1f4;
 text-align:left;vertical-align:top}th{background:#f5f7f9}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .empty{color:#7a8694;font-style:italic}.note{color:#55606c;font-size:.9rem}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{border:1px solid #dde3ea;border-radius:6px;padding:.6rem 1rem}
@@ -39,7 +39,7 @@ def page(title: str, body: str) -> str:
 def fmt(value: object) -> str:
     """Numbers readable at a glance; everything else as text."""
     if isinstance(value, float):
-        return f"{value:,.2f}"
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "" if value is None else str(value)

@@ -46,6 +46,8 @@ def fill_analytics(warehouse: Path, rng: random.Random) -> dict[str, int]:
     con.execute(ANALYTICS_DDL)
     views = {p: 0 for p in pages}
     for h in range(24):
+        if h == 5:
+            continue  # an hour whose every cell was suppressed
         for p in pages:
             n = rng.randint(5, 50) * (3 if p == "/home" else 1)
             views[p] += n
@@ -96,7 +98,8 @@ def test_dashboard_shows_the_tables(tmp_path: Path, capsys) -> None:
     by_title = sections(html)
     assert f"{views['/home']:,}" in by_title["Top pages"]  # summed over hours
     assert "2026-11-24 00:00" in by_title["Page views per hour"]  # hours labelled in Shanghai time
-    assert by_title["Page views per hour"].count("<rect") == 24
+    assert by_title["Page views per hour"].count("<rect") == 24  # the missing hour shows as zero
+    assert "2026-11-24 05:00: 0</title>" in by_title["Page views per hour"]
     assert "37.5" in by_title["Sessions"] and "61.5" in by_title["Sessions"]
     assert "HarmonyOS 4" in by_title["Operating systems (events)"]
     assert "Shanghai" in by_title["Audience"] and "female" in by_title["Audience"]
