@@ -122,7 +122,24 @@ def _sub(pattern: re.Pattern[str], text: str, decide: Callable[[re.Match[str]], 
     return pattern.sub(repl, text)
 
 
+# Hashes, pseudonyms and UUIDs are not personal data, but their digit runs can look like phone or
+# card numbers: they are skipped whole (a run of 16+ hex digits with a letter, or a UUID).
+_OPAQUE_TOKEN = re.compile(
+    r"(?<![0-9A-Za-z\-])((?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"|(?=[0-9]*[a-fA-F])[0-9a-fA-F]{16,})(?![0-9A-Za-z\-])"
+)
+
+
 def _scan(text: str, found: list[Finding]) -> str:
+    """Replace every identifier in `text` by its marker, appending (kind, match) to `found`."""
+    parts = _OPAQUE_TOKEN.split(text)
+    if len(parts) == 1:
+        return _scan_part(text, found)
+    # split() keeps the tokens at odd positions: scan only what lies between them.
+    return "".join(part if i % 2 else _scan_part(part, found) for i, part in enumerate(parts))
+
+
+def _scan_part(text: str, found: list[Finding]) -> str:
     """Replace every identifier in `text` by its marker, appending (kind, match) to `found`.
 
     The order matters: keyed query values first (any shape), then the longer, checksummed
@@ -141,8 +158,8 @@ def _scan(text: str, found: list[Finding]) -> str:
         return f"{m.group(1)}=[{kind}]"
 
     def id_number(m: re.Match[str]) -> str | None:
-        digits17 = m.group(1) + m.group(2) + m.group(3)[:2]
-        if _birth_date_valid(m.group(2)) and id_number_valid(digits17, m.group(3)[2]):
+        digits17 = m.group(1) + m.group(2) + m.group(3)[:3]
+        if _birth_date_valid(m.group(2)) and id_number_valid(digits17, m.group(3)[3]):
             return mark("id_number", m)
         return None
 
