@@ -22,9 +22,14 @@ import zoneinfo
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seaport.errors import SeaportError
 from transforms.anomalies import DETECTORS, EVENT_COLUMNS, Anomaly, SecurityEvent, Thresholds
+
+if TYPE_CHECKING:  # heavy imports only when the command runs
+    import apache_beam as beam
+    import duckdb
 
 DEFAULT_RUNNER = "FnApiRunner"  # in-process; "DirectRunner" may try to download Prism offline
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -163,7 +168,7 @@ def publish(anomalies: list[Anomaly], summary: dict[str, int], report_day: Repor
     return str(path)
 
 
-def build_pipeline(pipeline, report_day: ReportDay, thresholds: Thresholds) -> None:  # type: ignore[no-untyped-def]
+def build_pipeline(pipeline: beam.Pipeline, report_day: ReportDay, thresholds: Thresholds) -> None:
     """Read the day, run each detector as its own step, publish the union of their findings."""
     import apache_beam as beam
 
@@ -230,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(path: Path, read_only: bool):  # type: ignore[no-untyped-def]
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     try:
@@ -245,6 +250,6 @@ def _check_writable(path: Path) -> None:
     _connect(path, read_only=False).close()
 
 
-def _has_table(con, name: str) -> bool:  # type: ignore[no-untyped-def]
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
     return bool(con.execute(query, [name]).fetchall()[0][0])
