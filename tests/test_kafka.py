@@ -264,3 +264,11 @@ def test_ensure_jars_without_maven_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SeaportError, match="`mvn` not found on PATH"):
         ensure_jars()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_broker_is_a_fast_one_line_error(kind):
+    started = time.monotonic()
+    with pytest.raises(SeaportError, match="no Kafka broker answers at 127.0.0.1:"):
+        clients.make_client(kind, f"127.0.0.1:{free_port()}")
+    assert time.monotonic() - started < 3

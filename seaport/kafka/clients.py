@@ -15,6 +15,8 @@ Reads use `read_committed`: records of aborted transactions never reach the pipe
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,8 +27,13 @@ from seaport.errors import SeaportError
 if TYPE_CHECKING:
     from seaport.kafka.topics import TopicSpec
 
+# kafka-python logs each refused connection; with no logging set up (the CLI), Python would print
+# them all. Our errors say what failed in one line; apps that configure logging still see them.
+logging.getLogger("kafka").addHandler(logging.NullHandler())
+
 KINDS = ("confluent", "kafka-python")
-TIMEOUT_S = 30.0  # any single metadata/offset request
+TIMEOUT_S = 30.0  # any single offset, commit or produce request
+METADATA_TIMEOUT_S = 10.0  # the first contact: a broker that is down fails this fast
 STALL_TIMEOUT_S = 30.0  # a range read that makes no progress for this long fails
 POLL_S = 0.5
 
@@ -61,11 +68,29 @@ class KafkaClient(Protocol):
 
 def make_client(kind: str, bootstrap: str) -> KafkaClient:
     """A client of library `kind` ("confluent" or "kafka-python") for the cluster at `bootstrap`."""
+    if kind not in KINDS:
+        raise SeaportError(f"unknown Kafka client {kind!r}; choose one of {', '.join(KINDS)}")
+    _probe(bootstrap)
     if kind == "confluent":
         return ConfluentClient(bootstrap)
-    if kind == "kafka-python":
-        return KafkaPythonClient(bootstrap)
-    raise SeaportError(f"unknown Kafka client {kind!r}; choose one of {', '.join(KINDS)}")
+    return KafkaPythonClient(bootstrap)
+
+
+def _probe(bootstrap: str) -> None:
+    """Fail at once when no bootstrap server accepts a connection (the usual: broker not started)."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=2).close()
+            return
+        except (OSError, ValueError):
+            continue
+    raise _no_answer(bootstrap)
+
+
+def _no_answer(bootstrap: str, detail: str = "") -> SeaportError:
+    hint = f" ({detail})" if detail else ""
+    return SeaportError(f"no Kafka broker answers at {bootstrap}{hint}; is it running? (`seaport broker start`)")
 
 
 def _missing_topic(topic: str) -> SeaportError:
@@ -103,7 +128,8 @@ class ConfluentClient:
         from confluent_kafka.admin import AdminClient
 
         self.bootstrap = bootstrap
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        # Quiet: a broker that is down becomes one SeaportError, not a page of connection logs.
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         self._reader = None
         self._producer = None
 
@@ -111,9 +137,9 @@ class ConfluentClient:
         from confluent_kafka import KafkaException
 
         try:
-            found = self._admin.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
-        except KafkaException as e:
-            raise SeaportError(f"Kafka at {self.bootstrap} did not answer: {e.args[0]}") from None
+            found = self._admin.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
+        except KafkaException:
+            raise _no_answer(self.bootstrap) from None
         if found is None or found.error is not None:
             raise _missing_topic(topic)
         return sorted(found.partitions)
@@ -256,7 +282,10 @@ class ConfluentClient:
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import NewTopic
 
-        existing = self._admin.list_topics(timeout=TIMEOUT_S).topics
+        try:
+            existing = self._admin.list_topics(timeout=METADATA_TIMEOUT_S).topics
+        except KafkaException:
+            raise _no_answer(self.bootstrap) from None
         wanted = [
             NewTopic(name, num_partitions=spec.partitions, replication_factor=1, config=dict(spec.configs))
             for name, spec in specs.items()
@@ -280,6 +309,7 @@ class ConfluentClient:
         if self._producer is not None:
             self._producer.flush(TIMEOUT_S)
             self._producer = None
+        self._admin = None  # librdkafka has no close: the handle ends when released
 
 
 class KafkaPythonClient:
@@ -291,9 +321,13 @@ class KafkaPythonClient:
 
         self.bootstrap = bootstrap
         try:
-            self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(TIMEOUT_S * 1000))
+            self._admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                request_timeout_ms=int(TIMEOUT_S * 1000),
+                bootstrap_timeout_ms=int(METADATA_TIMEOUT_S * 1000),
+            )
         except KafkaError as e:
-            raise SeaportError(f"Kafka at {bootstrap} did not answer: {type(e).__name__}") from None
+            raise _no_answer(bootstrap, type(e).__name__) from None
         self._reader = None
         self._producer = None
 
