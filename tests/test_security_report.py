@@ -238,6 +238,13 @@ def test_report_finds_planted_attack_and_is_idempotent(attacked_warehouse: dict,
     assert run_report(warehouse) == 0
     assert anomaly_rows(warehouse) == first
 
+    # the day's events change (e.g. an erasure): a re-run replaces the day's findings, not adds to them
+    con = duckdb.connect(str(warehouse / "security.duckdb"))
+    con.execute("DELETE FROM security_events WHERE page_or_path LIKE '/scan/%'")
+    con.close()
+    assert run_report(warehouse) == 0
+    assert [kind for _, kind, _, _, _ in anomaly_rows(warehouse)] == ["brute_force"]
+
 
 def test_report_holds_no_raw_identifier(attacked_warehouse: dict) -> None:
     warehouse = attacked_warehouse["warehouse"]
