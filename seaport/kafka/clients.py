@@ -19,8 +19,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from seaport.errors import SeaportError
 
@@ -38,9 +37,11 @@ STALL_TIMEOUT_S = 30.0  # a range read that makes no progress for this long fail
 POLL_S = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One Kafka message, as read: bytes in, no decoding here."""
+class Record(NamedTuple):
+    """One Kafka message, as read: bytes in, no decoding here.
+
+    Immutable and picklable like a frozen dataclass, but built about 3x faster, which counts
+    at hundreds of thousands of records per second."""
 
     topic: str
     partition: int
@@ -164,12 +165,19 @@ class ConfluentClient:
         return self._list_offsets(topic, OffsetSpec.earliest())
 
     def committed(self, group: str, topic: str) -> dict[int, int | None]:
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka import Consumer, TopicPartition
 
         partitions = [TopicPartition(topic, p) for p in self.partitions(topic)]
-        request = [ConsumerGroupTopicPartitions(group, partitions)]
-        answer = self._admin.list_consumer_group_offsets(request, request_timeout=TIMEOUT_S)[group].result()
-        return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer.topic_partitions}
+        # Not AdminClient.list_consumer_group_offsets: on a broker whose group coordinator is
+        # still loading, librdkafka 2.16 crashes the process (SIGSEGV) in that call.
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False, "log_level": 0}
+        )
+        try:
+            answer = consumer.committed(partitions, timeout=TIMEOUT_S)
+        finally:
+            consumer.close()
+        return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer}
 
     def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
         """Commit `offsets` (next offset to read) for `group`; needs no running group member."""
@@ -247,7 +255,8 @@ class ConfluentClient:
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 5,
-                    "compression.type": "lz4",
+                    # No compression: kafka-python reads lz4/snappy/zstd only with extra packages.
+                    "compression.type": "none",
                     "queue.buffering.max.messages": 500_000,
                 }
             )
