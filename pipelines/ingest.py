@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +58,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read up to the end offsets that stand at the start, then exit (the default)",
     )
     mode.add_argument("--streaming", action="store_true", help="run again and again until stopped (Ctrl-C)")
-    parser.add_argument("--warehouse", type=Path, default=Path("warehouse"), help="warehouse folder (default: %(default)s)")
+    parser.add_argument(
+        "--warehouse", type=Path, default=Path("warehouse"), help="warehouse folder (default: %(default)s)"
+    )
     parser.add_argument("--group", default="seaport-ingest", help="Kafka consumer group (default: %(default)s)")
-    parser.add_argument("--k", type=int, default=5, help="k-anonymity threshold for published cells (default: %(default)s)")
+    parser.add_argument(
+        "--k", type=int, default=5, help="k-anonymity threshold for published cells (default: %(default)s)"
+    )
     parser.add_argument("--timezone", default="Asia/Shanghai", help="the zone of days and hours (default: %(default)s)")
     parser.add_argument(
         "--security-retention-days", type=int, default=180, help="keep security events this long (default: %(default)s)"
     )
     parser.add_argument(
-        "--runner", default="FnApiRunner", help="any Beam runner (default: %(default)s, in-process); other Beam "
-        "pipeline options may follow, e.g. --direct_num_workers=2"
+        "--runner",
+        default="FnApiRunner",
+        help="any Beam runner (default: %(default)s, in-process); other Beam "
+        "pipeline options may follow, e.g. --direct_num_workers=2",
     )
     add_prefix_option(parser)
-    parser.add_argument("--dev", action="store_true", help="without SEAPORT_PSEUDONYM_KEY_FILE: a throw-away key in .seaport/")
-    parser.add_argument("--poll-seconds", type=float, default=2.0, help="--streaming: pause between runs (default: %(default)s)")
+    parser.add_argument(
+        "--dev", action="store_true", help="without SEAPORT_PSEUDONYM_KEY_FILE: a throw-away key in .seaport/"
+    )
+    parser.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="--streaming: pause between runs (default: %(default)s)"
+    )
     parser.add_argument("--max-batch", type=int, default=5000, help=argparse.SUPPRESS)
     parser.set_defaults(accepts_extra=True)
 
@@ -94,10 +104,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         while True:
             summary = ingest_once(
-                client=client, warehouse=warehouse, policy=policy, pseudonymizer=pseudonymizer,
-                group=args.group, prefix=prefix, runner=args.runner, beam_args=args.extra,
-                kafka_client=args.kafka_client, bootstrap=args.bootstrap,
-                retention_days=args.security_retention_days, max_batch=args.max_batch,
+                client=client,
+                warehouse=warehouse,
+                policy=policy,
+                pseudonymizer=pseudonymizer,
+                group=args.group,
+                prefix=prefix,
+                runner=args.runner,
+                beam_args=args.extra,
+                kafka_client=args.kafka_client,
+                bootstrap=args.bootstrap,
+                retention_days=args.security_retention_days,
+                max_batch=args.max_batch,
             )
             print(format_summary(summary, warehouse.root), flush=True)
             if not args.streaming or stop.requested:
@@ -111,33 +129,53 @@ def run(args: argparse.Namespace) -> int:
 
 
 def ingest_once(
-    *, client: Any, warehouse: Warehouse, policy: Any, pseudonymizer: Any, group: str, prefix: str, runner: str,
-    beam_args: list[str], kafka_client: str, bootstrap: str, retention_days: int, max_batch: int = 5000,
+    *,
+    client: Any,
+    warehouse: Warehouse,
+    policy: Any,
+    pseudonymizer: Any,
+    group: str,
+    prefix: str,
+    runner: str,
+    beam_args: list[str],
+    kafka_client: str,
+    bootstrap: str,
+    retention_days: int,
+    max_batch: int = 5000,
 ) -> RunSummary:
     """One bounded run: plan ranges, read+protect+stage with Beam, commit, materialize, commit offsets."""
     summary = RunSummary(
-        run_id=uuid.uuid4().hex[:16], started_at=datetime.now(timezone.utc),
+        run_id=uuid.uuid4().hex[:16],
+        started_at=datetime.now(UTC),
         ranges=plan_ranges(client, warehouse.positions(), group, prefix),
-        kafka_client=kafka_client, runner=runner, policy_version=policy.version,
+        kafka_client=kafka_client,
+        runner=runner,
+        policy_version=policy.version,
     )
     pending = [r for r in summary.ranges if r.end > r.start]
-    if not pending and _has_tables(warehouse):
+    if not pending and warehouse.is_materialized():
         return summary
     staging_root = warehouse.root / ".staging"
     shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that died: never committed
     staging = staging_root / summary.run_id
     staging.mkdir(parents=True)
     if pending:
-        counts = run_pipeline(pending, staging, policy, pseudonymizer, kafka_client, bootstrap, runner, beam_args, max_batch)
+        counts = run_pipeline(
+            pending, staging, policy, pseudonymizer, kafka_client, bootstrap, runner, beam_args, max_batch
+        )
         summary.messages = counts.pop("messages", 0)
         summary.valid = counts.pop("valid", 0)
         summary.deadletters = counts.pop("deadletter", 0)
         summary.consent_changes = counts.pop("consent", 0)
         summary.erasure_requests = counts.pop("erasure", 0)
-        summary.redactions = {k.removeprefix("redacted_"): v for k, v in sorted(counts.items()) if k.startswith("redacted_")}
+        summary.redactions = {
+            k.removeprefix("redacted_"): v for k, v in sorted(counts.items()) if k.startswith("redacted_")
+        }
         publish_deadletters(client, staging, prefix)
     warehouse.commit_run(summary, staging, policy.consent_gated_columns(), retention_days)
-    summary.duplicates = max(0, summary.valid - summary.consent_changes - summary.erasure_requests - _security_stored(summary, warehouse))
+    summary.duplicates = max(
+        0, summary.valid - summary.consent_changes - summary.erasure_requests - _security_stored(summary, warehouse)
+    )
     warehouse.materialize(summary)
     client.commit(group, {(r.kafka_topic, r.partition): r.end for r in pending})
     shutil.rmtree(staging_root, ignore_errors=True)
@@ -146,9 +184,13 @@ def ingest_once(
 
 def _security_stored(summary: RunSummary, warehouse: Warehouse) -> int:
     """Valid events of the run that are stored (beacons and access logs), to derive duplicates."""
-    return warehouse.con.execute(
-        "SELECT count(*) FROM sec.security_events WHERE event_id IN (SELECT event_id FROM staged_security)"
-    ).fetchone()[0] if summary.valid else 0
+    return (
+        warehouse.con.execute(
+            "SELECT count(*) FROM sec.security_events WHERE event_id IN (SELECT event_id FROM staged_security)"
+        ).fetchone()[0]
+        if summary.valid
+        else 0
+    )
 
 
 def plan_ranges(client: Any, stored: dict[tuple[str, int], int], group: str, prefix: str) -> list[OffsetRange]:
@@ -172,8 +214,15 @@ def plan_ranges(client: Any, stored: dict[tuple[str, int], int], group: str, pre
 
 
 def run_pipeline(
-    ranges: list[OffsetRange], staging: Path, policy: Any, pseudonymizer: Any, kafka_client: str, bootstrap: str,
-    runner: str, beam_args: list[str], max_batch: int,
+    ranges: list[OffsetRange],
+    staging: Path,
+    policy: Any,
+    pseudonymizer: Any,
+    kafka_client: str,
+    bootstrap: str,
+    runner: str,
+    beam_args: list[str],
+    max_batch: int,
 ) -> dict[str, int]:
     """The Beam part: read the ranges, validate and protect, stage. Returns the run's counters."""
     from apache_beam.metrics.metric import MetricsFilter
@@ -193,7 +242,9 @@ def run_pipeline(
     result.wait_until_finish()
     counts: dict[str, int] = {}
     for counter in result.metrics().query(MetricsFilter().with_namespace("ingest"))["counters"]:
-        counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + int(counter.committed or counter.attempted or 0)
+        counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + int(
+            counter.committed or counter.attempted or 0
+        )
     return counts
 
 
@@ -288,12 +339,17 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
                 reason = validation_reason(e)
         if reason is not None:
             subject = _subject_of_rejected(raw) if reason != "oversize" else None
-            out.add("deadletter", {
-                "source_topic": topic, "source_partition": rec.partition, "source_offset": rec.offset,
-                "reason": reason,
-                "subject_pseudonym": pseudonymizer.pseudonymize(Purpose.SECURITY, *subject) if subject else None,
-                "payload": redact_payload(raw or b""),
-            })
+            out.add(
+                "deadletter",
+                {
+                    "source_topic": topic,
+                    "source_partition": rec.partition,
+                    "source_offset": rec.offset,
+                    "reason": reason,
+                    "subject_pseudonym": pseudonymizer.pseudonymize(Purpose.SECURITY, *subject) if subject else None,
+                    "payload": redact_payload(raw or b""),
+                },
+            )
             continue
         out.valid += 1
         position = {"_partition": rec.partition, "_offset": rec.offset}
@@ -308,20 +364,33 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
             out.add("security", security_row | position)
             out.redactions.update(found)
         elif topic == "consent.events":
-            out.add("consent", {
-                "source_partition": rec.partition, "source_offset": rec.offset, "ts": msg.ts,
-                "analytics": msg.analytics, "minor_without_guardian": msg.minor_without_guardian,
-                "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
-                "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
-                "key_id": pseudonymizer.key_id,
-            })
+            out.add(
+                "consent",
+                {
+                    "source_partition": rec.partition,
+                    "source_offset": rec.offset,
+                    "ts": msg.ts,
+                    "analytics": msg.analytics,
+                    "minor_without_guardian": msg.minor_without_guardian,
+                    "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
+                    "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
+                    "key_id": pseudonymizer.key_id,
+                },
+            )
         else:
-            out.add("erasure", {
-                "request_id": msg.request_id, "subject_kind": msg.subject.kind, "requested_at": msg.ts,
-                "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
-                "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
-                "key_id": pseudonymizer.key_id, "source_partition": rec.partition, "source_offset": rec.offset,
-            })
+            out.add(
+                "erasure",
+                {
+                    "request_id": msg.request_id,
+                    "subject_kind": msg.subject.kind,
+                    "requested_at": msg.ts,
+                    "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
+                    "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
+                    "key_id": pseudonymizer.key_id,
+                    "source_partition": rec.partition,
+                    "source_offset": rec.offset,
+                },
+            )
     return out
 
 
@@ -336,8 +405,11 @@ def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:
     user = doc.get("user") if isinstance(doc.get("user"), dict) else {}
     subject = doc.get("subject") if isinstance(doc.get("subject"), dict) else {}
     for kind, value in (
-        ("openid", user.get("openid")), ("openid", subject.get("openid")), ("openid", doc.get("openid")),
-        ("anonymous_id", doc.get("anonymous_id")), ("anonymous_id", subject.get("anonymous_id")),
+        ("openid", user.get("openid")),
+        ("openid", subject.get("openid")),
+        ("openid", doc.get("openid")),
+        ("anonymous_id", doc.get("anonymous_id")),
+        ("anonymous_id", subject.get("anonymous_id")),
     ):
         if isinstance(value, str) and value:
             return kind, value
@@ -354,8 +426,11 @@ def publish_deadletters(client: Any, staging: Path, prefix: str) -> int:
     for f in files:
         for row in pq.read_table(f).to_pylist():
             value = {
-                "reason": row["reason"], "source_topic": row["source_topic"],
-                "partition": row["source_partition"], "offset": row["source_offset"], "payload": row["payload"],
+                "reason": row["reason"],
+                "source_topic": row["source_topic"],
+                "partition": row["source_partition"],
+                "offset": row["source_offset"],
+                "payload": row["payload"],
             }
             messages.append((row["source_topic"].encode(), json.dumps(value, ensure_ascii=False).encode()))
     return client.produce(topic_name("deadletter", prefix), messages) if messages else 0
@@ -377,14 +452,6 @@ def format_summary(s: RunSummary, root: Path) -> str:
         lines.append("  suppressed cells (< k subjects): " + ", ".join(f"{t} {n}" for t, n in s.suppressed.items()))
     lines.append(f"  warehouse: {root}/analytics.duckdb, {root}/security.duckdb, {root}/parquet/")
     return "\n".join(lines)
-
-
-def _has_tables(warehouse: Warehouse) -> bool:
-    return bool(
-        warehouse.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'analytics' AND table_name = 'ingest_runs'"
-        ).fetchone()[0]
-    )
 
 
 def _check_timezone(tz: str) -> None:
@@ -413,4 +480,3 @@ class _StopFlag:
         deadline = time.monotonic() + seconds
         while not self.requested and time.monotonic() < deadline:
             time.sleep(0.1)
-

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_options(parser)
     parser.add_argument("--events", type=int, default=1_000_000, help="beacons to generate (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
-    parser.add_argument("--runner", default="FnApiRunner", help="Beam runner for the ingest part (default: %(default)s)")
+    parser.add_argument(
+        "--runner", default="FnApiRunner", help="Beam runner for the ingest part (default: %(default)s)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench warehouse (its path is printed)")
     parser.set_defaults(accepts_extra=True)
 
@@ -55,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
     progress(f"producing {args.events:,} beacons to {topic}")
     t0 = time.perf_counter()
-    produced = client.produce(topic, ((None, line) for line in fast_beacons(args.events, args.seed, date.today() - timedelta(days=1))))
+    produced = client.produce(
+        topic, ((None, line) for line in fast_beacons(args.events, args.seed, date.today() - timedelta(days=1)))
+    )
     produce_s = time.perf_counter() - t0
 
     progress("raw consume (client alone)")
@@ -71,10 +75,17 @@ def run(args: argparse.Namespace) -> int:
     warehouse = Warehouse(root / "warehouse")
     t0 = time.perf_counter()
     summary = ingest_once(
-        client=client, warehouse=warehouse, policy=FieldPolicy.load(),
-        pseudonymizer=Pseudonymizer.from_key_bytes(uuid.uuid4().bytes * 2), group=f"{prefix}ingest",
-        prefix=prefix, runner=args.runner, beam_args=args.extra, kafka_client=args.kafka_client,
-        bootstrap=args.bootstrap, retention_days=100_000,
+        client=client,
+        warehouse=warehouse,
+        policy=FieldPolicy.load(),
+        pseudonymizer=Pseudonymizer.from_key_bytes(uuid.uuid4().bytes * 2),
+        group=f"{prefix}ingest",
+        prefix=prefix,
+        runner=args.runner,
+        beam_args=args.extra,
+        kafka_client=args.kafka_client,
+        bootstrap=args.bootstrap,
+        retention_days=100_000,
     )
     ingest_s = time.perf_counter() - t0
     warehouse.close()
@@ -85,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"events                {args.events:>12,}   (produced {produced:,} in {produce_s:.1f} s)")
     print(f"kafka client          {args.kafka_client:>12}")
     print(f"raw consume           {raw_rate:>12,.0f} msg/s   ({consumed:,} in {consume_s:.1f} s)")
-    print(f"ingest end to end     {ingest_rate:>12,.0f} msg/s   ({summary.messages:,} in {ingest_s:.1f} s, runner {args.runner})")
+    print(
+        f"ingest end to end     {ingest_rate:>12,.0f} msg/s   ({summary.messages:,} in {ingest_s:.1f} s, runner {args.runner})"
+    )
     print(f"ingest / raw          {ingest_rate / raw_rate if raw_rate else 0:>12.3f}")
     print(f"peak memory (RSS)     {_peak_rss_mib():>12,.0f} MiB")
     print(f"stored events         {summary.events_stored:>12,}   dead letters {summary.deadletters:,}")

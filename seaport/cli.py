@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -62,6 +63,8 @@ def _parser_for(command: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Libraries (Beam on import, librdkafka) warn about what does not concern users.
+    logging.basicConfig(level=os.environ.get("SEAPORT_LOG_LEVEL", "ERROR").upper(), format="%(levelname)s %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     command = command if command in COMMANDS else None

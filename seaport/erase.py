@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from schemas.models import ErasureRequest
 from seaport.cli import add_kafka_options
@@ -32,7 +32,7 @@ def erasure_request(openid: str | None, anonymous_id: str | None, request_id: st
         return ErasureRequest.model_validate(
             {
                 "schema": "erasure/1",
-                "ts": datetime.now(timezone.utc),
+                "ts": datetime.now(UTC),
                 "subject": subject,
                 "request_id": request_id or str(uuid.uuid4()),
             }

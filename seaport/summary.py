@@ -1,6 +1,6 @@
 """A short account of a warehouse: what came in, what was rejected and why, what was published.
 
-    python -m seaport.summary --warehouse warehouse/
+python -m seaport.summary --warehouse warehouse/
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,34 +77,80 @@ CREATE TABLE IF NOT EXISTS sec.erasures (
 # writes them; the columns `_partition`, `_offset` give the source position for a stable order).
 STAGED_SCHEMAS: dict[str, pa.Schema] = {
     "analytics": pa.schema(
-        [("event_id", pa.string()), ("event", pa.string()), ("ts", pa.timestamp("us", tz="UTC")),
-         ("subject_pseudonym", pa.string()), ("session_pseudonym", pa.string()), ("page", pa.string()),
-         ("element", pa.string()), ("duration_ms", pa.int64()), ("device_model", pa.string()),
-         ("os", pa.string()), ("os_version_major", pa.string()), ("gender", pa.string()),
-         ("country", pa.string()), ("city", pa.string()), ("language", pa.string()),
-         ("opt_out", pa.bool_()), ("policy_version", pa.string()), ("key_id", pa.string()),
-         ("_partition", pa.int32()), ("_offset", pa.int64())]
+        [
+            ("event_id", pa.string()),
+            ("event", pa.string()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("subject_pseudonym", pa.string()),
+            ("session_pseudonym", pa.string()),
+            ("page", pa.string()),
+            ("element", pa.string()),
+            ("duration_ms", pa.int64()),
+            ("device_model", pa.string()),
+            ("os", pa.string()),
+            ("os_version_major", pa.string()),
+            ("gender", pa.string()),
+            ("country", pa.string()),
+            ("city", pa.string()),
+            ("language", pa.string()),
+            ("opt_out", pa.bool_()),
+            ("policy_version", pa.string()),
+            ("key_id", pa.string()),
+            ("_partition", pa.int32()),
+            ("_offset", pa.int64()),
+        ]
     ),
     "security": pa.schema(
-        [("event_id", pa.string()), ("source", pa.string()), ("event_time", pa.timestamp("us", tz="UTC")),
-         ("subject_pseudonym", pa.string()), ("device_pseudonym", pa.string()), ("ip_prefix", pa.string()),
-         ("page_or_path", pa.string()), ("event_or_status", pa.string()), ("method", pa.string()),
-         ("user_agent", pa.string()), ("policy_version", pa.string()), ("key_id", pa.string()),
-         ("_partition", pa.int32()), ("_offset", pa.int64())]
+        [
+            ("event_id", pa.string()),
+            ("source", pa.string()),
+            ("event_time", pa.timestamp("us", tz="UTC")),
+            ("subject_pseudonym", pa.string()),
+            ("device_pseudonym", pa.string()),
+            ("ip_prefix", pa.string()),
+            ("page_or_path", pa.string()),
+            ("event_or_status", pa.string()),
+            ("method", pa.string()),
+            ("user_agent", pa.string()),
+            ("policy_version", pa.string()),
+            ("key_id", pa.string()),
+            ("_partition", pa.int32()),
+            ("_offset", pa.int64()),
+        ]
     ),
     "consent": pa.schema(
-        [("source_partition", pa.int32()), ("source_offset", pa.int64()), ("ts", pa.timestamp("us", tz="UTC")),
-         ("analytics", pa.string()), ("minor_without_guardian", pa.bool_()),
-         ("analytics_pseudonym", pa.string()), ("security_pseudonym", pa.string()), ("key_id", pa.string())]
+        [
+            ("source_partition", pa.int32()),
+            ("source_offset", pa.int64()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("analytics", pa.string()),
+            ("minor_without_guardian", pa.bool_()),
+            ("analytics_pseudonym", pa.string()),
+            ("security_pseudonym", pa.string()),
+            ("key_id", pa.string()),
+        ]
     ),
     "erasure": pa.schema(
-        [("request_id", pa.string()), ("subject_kind", pa.string()), ("requested_at", pa.timestamp("us", tz="UTC")),
-         ("analytics_pseudonym", pa.string()), ("security_pseudonym", pa.string()), ("key_id", pa.string()),
-         ("source_partition", pa.int32()), ("source_offset", pa.int64())]
+        [
+            ("request_id", pa.string()),
+            ("subject_kind", pa.string()),
+            ("requested_at", pa.timestamp("us", tz="UTC")),
+            ("analytics_pseudonym", pa.string()),
+            ("security_pseudonym", pa.string()),
+            ("key_id", pa.string()),
+            ("source_partition", pa.int32()),
+            ("source_offset", pa.int64()),
+        ]
     ),
     "deadletter": pa.schema(
-        [("source_topic", pa.string()), ("source_partition", pa.int32()), ("source_offset", pa.int64()),
-         ("reason", pa.string()), ("subject_pseudonym", pa.string()), ("payload", pa.string())]
+        [
+            ("source_topic", pa.string()),
+            ("source_partition", pa.int32()),
+            ("source_offset", pa.int64()),
+            ("reason", pa.string()),
+            ("subject_pseudonym", pa.string()),
+            ("payload", pa.string()),
+        ]
     ),
 }
 
@@ -200,7 +246,7 @@ class Warehouse:
             else:
                 con.register(f"empty_{kind}", schema.empty_table())
                 con.execute(f"CREATE OR REPLACE TEMP VIEW staged_{kind} AS SELECT * FROM empty_{kind}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
 
         con.execute("BEGIN")
         con.execute(
@@ -212,8 +258,7 @@ class Warehouse:
                FROM staged_erasure ON CONFLICT DO NOTHING"""
         )
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE blocked_sec AS "
-            + blocked_subjects_sql("sec.minor_flags", "sec.erasures")
+            "CREATE OR REPLACE TEMP TABLE blocked_sec AS " + blocked_subjects_sql("sec.minor_flags", "sec.erasures")
         )
         con.execute(
             """INSERT INTO sec.deadletters SELECT * FROM staged_deadletter
@@ -268,10 +313,20 @@ class Warehouse:
         con.execute(
             "INSERT OR REPLACE INTO st.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                summary.run_id, summary.started_at, now, summary.ranges_json(), summary.messages,
-                summary.valid, summary.deadletters, summary.duplicates, summary.events_stored,
-                summary.consent_changes, summary.erasure_requests,
-                json.dumps(summary.redactions, sort_keys=True), summary.kafka_client, summary.runner,
+                summary.run_id,
+                summary.started_at,
+                now,
+                summary.ranges_json(),
+                summary.messages,
+                summary.valid,
+                summary.deadletters,
+                summary.duplicates,
+                summary.events_stored,
+                summary.consent_changes,
+                summary.erasure_requests,
+                json.dumps(summary.redactions, sort_keys=True),
+                summary.kafka_client,
+                summary.runner,
                 summary.policy_version,
             ],
         )
@@ -287,7 +342,7 @@ class Warehouse:
         self.con.execute(
             f"""UPDATE st.analytics_events SET {assignments}
                 WHERE ({any_set}) AND event_id NOT IN (
-                    SELECT event_id FROM ({events_with_consent_sql('st.analytics_events', 'st.consent_changes')})
+                    SELECT event_id FROM ({events_with_consent_sql("st.analytics_events", "st.consent_changes")})
                     WHERE granted)"""
         )
 
@@ -301,7 +356,7 @@ class Warehouse:
             f"""CREATE OR REPLACE TEMP TABLE ev AS
                 SELECT *, timezone('{tz}', date_trunc('hour', timezone('{tz}', ts))) AS hour,
                        CAST(timezone('{tz}', ts) AS DATE) AS day
-                FROM ({events_with_consent_sql('st.analytics_events', 'st.consent_changes')})"""
+                FROM ({events_with_consent_sql("st.analytics_events", "st.consent_changes")})"""
         )
         cells = {
             "page_views_hourly": """
@@ -352,11 +407,23 @@ class Warehouse:
         con.execute("CREATE OR REPLACE TABLE main.suppressed_cells (table_name VARCHAR, cells BIGINT)")
         con.executemany("INSERT INTO main.suppressed_cells VALUES (?, ?)", sorted(suppressed.items()))
         self._copy_bookkeeping()
+        self._export_parquet()  # inside the transaction: a crash before COMMIT redoes both
         con.execute("COMMIT")
-        self._export_parquet()
         if summary is not None:
             summary.rows, summary.suppressed = rows, suppressed
         return rows
+
+    def is_materialized(self) -> bool:
+        """Whether the aggregates reflect the last committed run (a crash may fall in between)."""
+        exists = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'analytics' AND table_name = 'ingest_runs'"
+        ).fetchone()[0]
+        if not exists:
+            return False
+        missing = self.con.execute(
+            "SELECT count(*) FROM st.runs WHERE run_id NOT IN (SELECT run_id FROM main.ingest_runs)"
+        ).fetchone()[0]
+        return missing == 0
 
     def _copy_bookkeeping(self) -> None:
         """The analysts' view of the pipeline's own records, without any pseudonym."""
@@ -384,6 +451,7 @@ class Warehouse:
         for table in ANALYTICS_TABLES:
             target = self.root / "parquet" / table
             shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             day = "day" if table.endswith("_daily") else f"CAST(timezone('{tz}', hour) AS DATE)"
             if self.con.execute(f"SELECT count(*) FROM main.{table}").fetchone()[0] == 0:
                 continue
@@ -399,9 +467,9 @@ class Warehouse:
             for (name,) in self.con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1", [db]
             ).fetchall():
-                out[f"{'state' if db == 'st' else 'security' if db == 'sec' else db}.{name}"] = (
-                    self.con.execute(f"SELECT count(*) FROM {db}.{name}").fetchone()[0]
-                )
+                out[f"{'state' if db == 'st' else 'security' if db == 'sec' else db}.{name}"] = self.con.execute(
+                    f"SELECT count(*) FROM {db}.{name}"
+                ).fetchone()[0]
         return out
 
 

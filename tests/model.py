@@ -13,14 +13,18 @@ import random
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PAGES = ["/home", "/policy/query", "/claims/new", "/claims/status", "/products/health", "/service/contact"]
 ELEMENTS = ["btn-submit", "link-detail", "tab-compare", "btn-call"]
 DEVICES = [("iPhone15,2", "iOS", "17.1.2"), ("M2012K11AC", "Android", "13"), ("ALN-AL00", "HarmonyOS", "4.0.0")]
-PROFILES = [("female", "CN", "Shanghai", "zh_CN"), ("male", "CN", "Beijing", "zh_CN"), ("female", "CN", "Shenzhen", "en")]
+PROFILES = [
+    ("female", "CN", "Shanghai", "zh_CN"),
+    ("male", "CN", "Beijing", "zh_CN"),
+    ("female", "CN", "Shenzhen", "en"),
+]
 
 
 @dataclass
@@ -35,7 +39,7 @@ class Dataset:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def build_dataset(seed: int, subjects: int = 30, days: int = 2, bad: int = 0) -> Dataset:
@@ -48,12 +52,14 @@ def build_dataset(seed: int, subjects: int = 30, days: int = 2, bad: int = 0) ->
     people = []
     for i in range(subjects):
         signed_in = i % 3 != 0
-        people.append({
-            "anonymous_id": f"c-{seed}-{i:04d}",
-            "openid": f"o{seed}x{i:026d}" if signed_in else None,
-            "device": rng.choice(DEVICES),
-            "profile": rng.choice(PROFILES),
-        })
+        people.append(
+            {
+                "anonymous_id": f"c-{seed}-{i:04d}",
+                "openid": f"o{seed}x{i:026d}" if signed_in else None,
+                "device": rng.choice(DEVICES),
+                "profile": rng.choice(PROFILES),
+            }
+        )
     for i, p in enumerate(people):
         subject = {"openid": p["openid"]} if p["openid"] else {"anonymous_id": p["anonymous_id"]}
         if i % 4 != 3:  # a quarter never consent
@@ -61,16 +67,44 @@ def build_dataset(seed: int, subjects: int = 30, days: int = 2, bad: int = 0) ->
             ds.add("consent.events", {"schema": "consent/1", "ts": _iso(t), "subject": subject, "analytics": "granted"})
             if i % 5 == 0:
                 t2 = t + timedelta(hours=rng.randint(1, 12))
-                ds.add("consent.events", {"schema": "consent/1", "ts": _iso(t2), "subject": subject, "analytics": "withdrawn"})
+                ds.add(
+                    "consent.events",
+                    {"schema": "consent/1", "ts": _iso(t2), "subject": subject, "analytics": "withdrawn"},
+                )
                 if i % 10 == 0:
-                    ds.add("consent.events", {"schema": "consent/1", "ts": _iso(t2 + timedelta(hours=3)),
-                                              "subject": subject, "analytics": "granted"})
+                    ds.add(
+                        "consent.events",
+                        {
+                            "schema": "consent/1",
+                            "ts": _iso(t2 + timedelta(hours=3)),
+                            "subject": subject,
+                            "analytics": "granted",
+                        },
+                    )
         if i % 11 == 7:  # a minor without a guardian's consent
-            ds.add("consent.events", {"schema": "consent/1", "ts": _iso(start), "subject": subject,
-                                      "analytics": "granted", "minor": True, "guardian_consent": None})
+            ds.add(
+                "consent.events",
+                {
+                    "schema": "consent/1",
+                    "ts": _iso(start),
+                    "subject": subject,
+                    "analytics": "granted",
+                    "minor": True,
+                    "guardian_consent": None,
+                },
+            )
         if i % 13 == 5:  # a minor with one
-            ds.add("consent.events", {"schema": "consent/1", "ts": _iso(start), "subject": subject,
-                                      "analytics": "granted", "minor": True, "guardian_consent": True})
+            ds.add(
+                "consent.events",
+                {
+                    "schema": "consent/1",
+                    "ts": _iso(start),
+                    "subject": subject,
+                    "analytics": "granted",
+                    "minor": True,
+                    "guardian_consent": True,
+                },
+            )
     for p in people:
         for _ in range(rng.randint(1, 4)):
             t = start + timedelta(minutes=rng.randint(0, 24 * 60 * days - 60))
@@ -99,17 +133,36 @@ def build_dataset(seed: int, subjects: int = 30, days: int = 2, bad: int = 0) ->
 def _beacon(rng: random.Random, p: dict, event: str, t: datetime, session: str, page: str, **extra: object) -> dict:
     model, os_name, os_version = p["device"]
     doc = {
-        "schema": "beacon/1", "event_id": str(uuid.UUID(int=rng.getrandbits(128))), "event": event, "ts": _iso(t),
-        "anonymous_id": p["anonymous_id"], "session_id": session, "page": page, "referrer": "/home",
-        "element": None, "duration_ms": None,
-        "device": {"model": model, "mac": "02:00:00:%02x:%02x:%02x" % tuple(rng.randrange(256) for _ in range(3)),
-                   "os": os_name, "os_version": os_version},
+        "schema": "beacon/1",
+        "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "event": event,
+        "ts": _iso(t),
+        "anonymous_id": p["anonymous_id"],
+        "session_id": session,
+        "page": page,
+        "referrer": "/home",
+        "element": None,
+        "duration_ms": None,
+        "device": {
+            "model": model,
+            "mac": "02:00:00:{:02x}:{:02x}:{:02x}".format(*tuple(rng.randrange(256) for _ in range(3))),
+            "os": os_name,
+            "os_version": os_version,
+        },
         "network": {"ip": f"198.51.100.{rng.randrange(1, 255)}", "user_agent": "Mozilla/5.0 Chrome/120.0.0.0"},
     }
     if p["openid"]:
         gender, country, city, language = p["profile"]
-        doc["user"] = {"openid": p["openid"], "unionid": "u" + p["openid"][1:], "nickname": "nick", "avatar_url": "https://a/x.png",
-                       "gender": gender, "country": country, "city": city, "language": language}
+        doc["user"] = {
+            "openid": p["openid"],
+            "unionid": "u" + p["openid"][1:],
+            "nickname": "nick",
+            "avatar_url": "https://a/x.png",
+            "gender": gender,
+            "country": country,
+            "city": city,
+            "language": language,
+        }
     doc.update(extra)
     return doc
 
@@ -136,8 +189,13 @@ def _malformed(rng: random.Random, j: int, people: list[dict]) -> tuple[str, byt
         return "beacons.raw", json.dumps(good | {"event": "click", "element": None}).encode(), "invalid"
     if kind == 8:
         return "beacons.raw", json.dumps(good | {"page": "/x" * 40_000}).encode(), "oversize"
-    return "consent.events", json.dumps({"schema": "consent/1", "ts": "2026-11-20T00:00:00Z", "subject": {},
-                                         "analytics": "granted"}).encode(), "invalid"
+    return (
+        "consent.events",
+        json.dumps(
+            {"schema": "consent/1", "ts": "2026-11-20T00:00:00Z", "subject": {}, "analytics": "granted"}
+        ).encode(),
+        "invalid",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +206,11 @@ def expected_tables(ds: Dataset, k: int) -> dict[str, set[tuple]]:
         doc = _loads(raw)
         if doc is None or not doc.get("subject"):
             continue
-        subj = ("openid", doc["subject"]["openid"]) if "openid" in doc["subject"] else ("anonymous_id", doc["subject"]["anonymous_id"])
+        subj = (
+            ("openid", doc["subject"]["openid"])
+            if "openid" in doc["subject"]
+            else ("anonymous_id", doc["subject"]["anonymous_id"])
+        )
         minor_blocked = bool(doc.get("minor")) and doc.get("guardian_consent") is not True
         consent[subj].append((_ts(doc["ts"]), doc["analytics"], minor_blocked))
     for changes in consent.values():
@@ -170,11 +232,16 @@ def expected_tables(ds: Dataset, k: int) -> dict[str, set[tuple]]:
         local = t.astimezone(SHANGHAI)
         device = doc.get("device") or {}
         events[doc["event_id"]] = {
-            "event": doc["event"], "subject": subj, "granted": granted, "page": doc["page"],
-            "element": doc.get("element"), "duration_ms": doc.get("duration_ms"),
-            "hour": local.replace(minute=0, second=0, microsecond=0), "day": local.date(),
-            "session": doc.get("session_id"), "device": (device.get("model"), device.get("os"),
-                                                        (device.get("os_version") or "").split(".")[0] or None),
+            "event": doc["event"],
+            "subject": subj,
+            "granted": granted,
+            "page": doc["page"],
+            "element": doc.get("element"),
+            "duration_ms": doc.get("duration_ms"),
+            "hour": local.replace(minute=0, second=0, microsecond=0),
+            "day": local.date(),
+            "session": doc.get("session_id"),
+            "device": (device.get("model"), device.get("os"), (device.get("os_version") or "").split(".")[0] or None),
             "profile": (user.get("gender"), user.get("country"), user.get("city"), user.get("language")),
         }
     ev = list(events.values())
@@ -193,15 +260,22 @@ def expected_tables(ds: Dataset, k: int) -> dict[str, set[tuple]]:
 
     tables: dict[str, set[tuple]] = {}
     tables["page_views_hourly"] = {
-        (h, page, sum(e["event"] == "page_view" for e in rows), visitors(rows),
-         _mean([e["duration_ms"] for e in rows if e["event"] == "page_leave"]))
-        for (h, page), rows in cells([e for e in ev if e["event"] in ("page_view", "page_leave")],
-                                     lambda e: (e["hour"], e["page"])).items()
+        (
+            h,
+            page,
+            sum(e["event"] == "page_view" for e in rows),
+            visitors(rows),
+            _mean([e["duration_ms"] for e in rows if e["event"] == "page_leave"]),
+        )
+        for (h, page), rows in cells(
+            [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["hour"], e["page"])
+        ).items()
     }
     tables["clicks_hourly"] = {
         (h, page, el, len(rows), visitors(rows))
-        for (h, page, el), rows in cells([e for e in ev if e["event"] == "click"],
-                                         lambda e: (e["hour"], e["page"], e["element"])).items()
+        for (h, page, el), rows in cells(
+            [e for e in ev if e["event"] == "click"], lambda e: (e["hour"], e["page"], e["element"])
+        ).items()
     }
     tables["devices_daily"] = {
         (d, *dev, len(rows), visitors(rows)) for (d, dev), rows in cells(ev, lambda e: (e["day"], e["device"])).items()
@@ -258,10 +332,12 @@ def normalize(rows: list[tuple]) -> set[tuple]:
     """Rows read from DuckDB, made comparable: instants in Asia/Shanghai, floats rounded."""
     out = set()
     for row in rows:
-        out.add(tuple(
-            v.astimezone(SHANGHAI) if isinstance(v, datetime) else round(v, 6) if isinstance(v, float) else v
-            for v in row
-        ))
+        out.add(
+            tuple(
+                v.astimezone(SHANGHAI) if isinstance(v, datetime) else round(v, 6) if isinstance(v, float) else v
+                for v in row
+            )
+        )
     return out
 
 

@@ -46,14 +46,28 @@ def produce(bootstrap: str, prefix: str, messages: dict[str, list[bytes]], clien
 
 def ingest_command(bootstrap: str, prefix: str, warehouse: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "seaport.cli", "ingest", "--until-caught-up", "--bootstrap", bootstrap,
-        "--topic-prefix", prefix, "--warehouse", str(warehouse), "--group", f"g-{warehouse.name}", *extra,
+        sys.executable,
+        "-m",
+        "seaport.cli",
+        "ingest",
+        "--until-caught-up",
+        "--bootstrap",
+        bootstrap,
+        "--topic-prefix",
+        prefix,
+        "--warehouse",
+        str(warehouse),
+        "--group",
+        f"g-{warehouse.name}",
+        *extra,
     ]
 
 
 def ingest(bootstrap: str, prefix: str, warehouse: Path, key: Path, *extra: str) -> str:
     env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key)}
-    done = subprocess.run(ingest_command(bootstrap, prefix, warehouse, *extra), env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ingest_command(bootstrap, prefix, warehouse, *extra), env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -125,8 +139,12 @@ def test_bad_input_is_routed_counted_and_redacted(kafka_bootstrap, topic_prefix,
 
     kafka = make_client("confluent", kafka_bootstrap)
     dl_topic = topic_name("deadletter", topic_prefix)
-    letters = [json.loads(r.value) for p, end in kafka.end_offsets(dl_topic).items()
-               for batch in kafka.read_range(dl_topic, p, 0, end) for r in batch]
+    letters = [
+        json.loads(r.value)
+        for p, end in kafka.end_offsets(dl_topic).items()
+        for batch in kafka.read_range(dl_topic, p, 0, end)
+        for r in batch
+    ]
     kafka.close()
     assert len({(d["source_topic"], d["partition"], d["offset"]) for d in letters}) == len(ds.bad_reasons)
     assert {d["reason"].split(":")[0] for d in letters} == {r for _, r in ds.bad_reasons}
@@ -157,8 +175,12 @@ def test_sigkill_at_random_points_changes_nothing(kafka_bootstrap, topic_prefix,
 
     def kill_and_restart(kills: int) -> None:
         for _ in range(kills):
-            proc = subprocess.Popen(ingest_command(kafka_bootstrap, topic_prefix, crashed, "--k", "1"), env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                ingest_command(kafka_bootstrap, topic_prefix, crashed, "--k", "1"),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(rng.uniform(0.5, 7.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
