@@ -142,8 +142,8 @@ def _scan(text: str, found: list[Finding]) -> str:
 def _scan_part(text: str, found: list[Finding]) -> str:
     """Replace every identifier in `text` by its marker, appending (kind, match) to `found`.
 
-    The order matters: keyed query values first (any shape), then the longer, checksummed
-    numbers, so that a card or ID number isn't half-taken for a phone number.
+    The order matters: keyed query values first (any shape), then addresses and the longer,
+    checksummed numbers, so that a card or ID number isn't half-taken for a phone number.
     """
 
     def mark(kind: str, m: re.Match[str], matched: str | None = None) -> str:
@@ -182,11 +182,11 @@ def _scan_part(text: str, found: list[Finding]) -> str:
 
     text = _sub(_KEYED_VALUE, text, keyed)
     text = _sub(_EMAIL, text, lambda m: mark("email", m))
+    text = _sub(_IPV4, text, ip)  # before phones: "130.10.100.100" is an address
     text = _sub(_ID_NUMBER, text, id_number)
     text = _sub(_CARD_RUN, text, card)
     text = _sub(_PHONE, text, lambda m: mark("phone", m))
     text = _sub(_MAC, text, lambda m: mark("mac", m))
-    text = _sub(_IPV4, text, ip)
     text = _sub(_IPV6, text, ip)
     return _sub(_OPENID, text, lambda m: mark("openid", m))
 
