@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import date
 from urllib.parse import quote
 
 import pytest
@@ -40,7 +40,6 @@ def id_number(region: int, born: date, sequence: int) -> str:
     return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, ID_WEIGHTS, strict=True)) % 11]
 
 
-digits = st.text("0123456789", min_size=1, max_size=1)
 phone_core = st.builds(
     lambda second, rest: "1" + second + rest, st.sampled_from("3456789"), st.text("0123456789", min_size=9, max_size=9)
 )
