@@ -98,6 +98,13 @@ def _missing_topic(topic: str) -> SeaportError:
     return SeaportError(f"topic {topic} does not exist (run `seaport topics create`)")
 
 
+def _within(batch: list[Record], low: int, end: int) -> list[Record]:
+    """The records of an offset-ordered batch with `low <= offset < end` (a fetch may overrun)."""
+    if batch and (batch[0].offset < low or batch[-1].offset >= end):
+        return [r for r in batch if low <= r.offset < end]
+    return batch
+
+
 class _RangeProgress:
     """Where a range read stands, and whether it stalled (so a read can never loop forever).
 
@@ -120,6 +127,12 @@ class _RangeProgress:
             self.last_progress = time.monotonic()
         elif time.monotonic() - self.last_progress > STALL_TIMEOUT_S:
             raise SeaportError(f"reading {self.where} stalled at offset {self.position} before end offset {self.end}")
+
+
+def _coordinator_not_ready_codes() -> set[int]:
+    from confluent_kafka import KafkaError
+
+    return {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
 
 
 class ConfluentClient:
@@ -165,7 +178,7 @@ class ConfluentClient:
         return self._list_offsets(topic, OffsetSpec.earliest())
 
     def committed(self, group: str, topic: str) -> dict[int, int | None]:
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
 
         partitions = [TopicPartition(topic, p) for p in self.partitions(topic)]
         # Not AdminClient.list_consumer_group_offsets: on a broker whose group coordinator is
@@ -173,8 +186,18 @@ class ConfluentClient:
         consumer = Consumer(
             {"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False, "log_level": 0}
         )
+        deadline = time.monotonic() + TIMEOUT_S
         try:
-            answer = consumer.committed(partitions, timeout=TIMEOUT_S)
+            while True:
+                try:
+                    answer = consumer.committed(partitions, timeout=TIMEOUT_S)
+                    break
+                except KafkaException as e:  # the coordinator moves or loads right after start
+                    if not e.args[0].retriable() and e.args[0].code() not in _coordinator_not_ready_codes():
+                        raise
+                    if time.monotonic() > deadline:
+                        raise SeaportError("the Kafka group coordinator is not available") from None
+                    time.sleep(0.2)
         finally:
             consumer.close()
         return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer}
@@ -230,11 +253,8 @@ class ConfluentClient:
                 for message in messages:
                     if message.error() is not None:
                         raise SeaportError(f"reading {topic}[{partition}] failed: {message.error()}")
-                batch = [
-                    Record(topic, partition, m.offset(), m.key(), m.value(), m.timestamp()[1])
-                    for m in messages
-                    if progress.position <= m.offset() < end
-                ]
+                batch = [Record(topic, partition, m.offset(), m.key(), m.value(), m.timestamp()[1]) for m in messages]
+                batch = _within(batch, progress.position, end)
                 if batch:
                     yield batch
                 if messages and messages[-1].offset() >= end - 1:
@@ -415,11 +435,8 @@ class KafkaPythonClient:
         try:
             while not progress.done:
                 messages = reader.poll(timeout_ms=int(POLL_S * 1000), max_records=max_batch).get(tp, [])
-                batch = [
-                    Record(topic, partition, m.offset, m.key, m.value, m.timestamp)
-                    for m in messages
-                    if progress.position <= m.offset < end
-                ]
+                batch = [Record(topic, partition, m.offset, m.key, m.value, m.timestamp) for m in messages]
+                batch = _within(batch, progress.position, end)
                 if batch:
                     yield batch
                 if messages and messages[-1].offset >= end - 1:
