@@ -423,6 +423,15 @@ async def serve(args: argparse.Namespace, limits: Limits, reuse_port: bool = Fal
     await runner.cleanup()
 
 
+def _configure_request_log() -> None:
+    """Our own handler: the request log must not depend on how imported libraries set up logging."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def _run_loop(args: argparse.Namespace, limits: Limits, reuse_port: bool) -> None:
     """uvloop where installed (about 1.5× the requests per second of asyncio's own loop)."""
     try:
@@ -434,11 +443,12 @@ def _run_loop(args: argparse.Namespace, limits: Limits, reuse_port: bool) -> Non
 
 
 def _serve_process(args: argparse.Namespace, limits: Limits) -> None:
+    _configure_request_log()
     _run_loop(args, limits, reuse_port=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _configure_request_log()
     limits = limits_from_args(args)
     if args.workers < 1:
         raise SeaportError("--workers must be at least 1")

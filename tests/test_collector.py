@@ -1,0 +1,620 @@
+"""The collector against a real broker: what a 2xx promises, every 4xx, Kafka down and back, load.
+
+Each test runs `seaport collect` as a real process on a free port, writing under its own topic
+prefix, and reads the topics back with `seaport.kafka.clients`. Identifiers are made at run time.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from seaport.collector.events import beacon_from_query
+from seaport.collector.limits import RateLimiter, client_ip, parse_networks
+from seaport.collector.loadtest import load_test, running_collector
+from seaport.collector.metrics import CollectorMetrics
+from seaport.collector.replay import replay_over_http
+from seaport.kafka.broker import Broker, free_port
+from seaport.kafka.clients import make_client
+from seaport.kafka.topics import create_topics, topic_name
+
+RNG = random.Random(4)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def request(
+    base_url: str,
+    method: str,
+    path: str,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+    source: str | None = None,
+) -> tuple[int, dict, bytes]:
+    """One HTTP request with http.client (optionally from another loopback source address)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0) if source else None)
+    try:
+        data = body.encode() if isinstance(body, str) else body
+        conn.request(method, path, body=data, headers=headers or {})
+        answer = conn.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        conn.close()
+
+
+def post_json(
+    base_url: str, path: str, payload: object, content_type: str = "application/json", **headers: str
+) -> tuple[int, dict]:
+    status, _, body = request(base_url, "POST", path, json.dumps(payload), {"Content-Type": content_type, **headers})
+    return status, json.loads(body) if body else {}
+
+
+def read_topic(bootstrap: str, topic: str) -> list:
+    """Every record of a topic, all partitions."""
+    client = make_client("confluent", bootstrap)
+    try:
+        records = []
+        for partition, end in client.end_offsets(topic).items():
+            for batch in client.read_range(topic, partition, 0, end):
+                records += batch
+        return records
+    finally:
+        client.close()
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    client = make_client("confluent", bootstrap)
+    try:
+        return sum(client.end_offsets(topic).values())
+    finally:
+        client.close()
+
+
+def anonymous_id() -> str:
+    return f"c-{RNG.getrandbits(64):016x}"
+
+
+def beacon(**fields: object) -> dict:
+    event = {
+        "schema": "beacon/1",
+        "event_id": str(uuid.uuid4()),
+        "event": "page_view",
+        "ts": "2026-11-24T08:15:30.123Z",
+        "anonymous_id": anonymous_id(),
+        "page": "/policy/query",
+    }
+    event.update(fields)
+    return event
+
+
+def fake_ip() -> str:
+    return f"203.0.113.{RNG.randrange(1, 255)}"  # TEST-NET-3, made at run time
+
+
+@pytest.fixture
+def collector(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path):
+    """A collector process on the session broker, under this test's topic prefix."""
+    with running_collector(
+        kafka_bootstrap,
+        topic_prefix,
+        "--cors-origin",
+        "https://shop.example.cn",
+        "--trusted-proxy",
+        "127.0.0.2",
+        "--max-events",
+        "50",
+        "--max-body-bytes",
+        "65536",
+        log=tmp_path / "collector.log",
+    ) as base_url:
+        yield base_url
+
+
+# --- 2xx: on the topic exactly once ---------------------------------------------------------
+
+
+def test_every_accepted_event_is_on_the_topic_exactly_once(
+    collector: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    sent: list[dict] = []
+    for i in range(15):  # pixels: the query is the event
+        event = beacon(event="page_view", page=f"/products/health?i={i}")
+        sent.append(event)
+        query = urlencode({k: v for k, v in event.items() if k != "schema"})
+        status, headers, body = request(collector, "GET", "/p.gif?" + query)
+        assert status == 200 and headers["Content-Type"] == "image/gif" and body.startswith(b"GIF89a")
+        assert "no-store" in headers["Cache-Control"]
+    for content_type in ("application/json", "text/plain"):  # text/plain: what sendBeacon sends
+        batch = [
+            beacon(event="click", element="buy-now"),
+            beacon(event="page_leave", duration_ms=4200),
+            beacon(event="app_launch", user={"openid": "o" + uuid.uuid4().hex[:27], "city": "Shanghai"}),
+        ]
+        sent += batch
+        status, answer = post_json(collector, "/collect", batch, content_type)
+        assert (status, answer) == (200, {"accepted": 3})
+    assert post_json(collector, "/collect", {"events": [beacon()]})[0] == 200  # the object form
+    status, answer = post_json(collector, "/collect", [beacon(event_id="", ts="")] * 2)  # ids filled in
+    assert (status, answer) == (200, {"accepted": 2})
+
+    records = read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))
+    values = [json.loads(r.value) for r in records]
+    counts = Counter(v["event_id"] for v in values)
+    assert all(counts[e["event_id"]] == 1 for e in sent)
+    assert len(values) == len(sent) + 1 + 2 and len(counts) == len(values)  # filled ids are distinct uuids
+    for record, value in zip(records, values, strict=True):
+        assert record.key == value["anonymous_id"].encode()  # the contract's key
+        assert value["network"]["ip"] == "127.0.0.1" and value["received_at"] and value["opt_out"] is False
+    by_id = {v["event_id"]: v for v in values}
+    for event in sent:
+        assert by_id[event["event_id"]]["page"] == event["page"]
+        assert by_id[event["event_id"]]["event"] == event["event"]
+
+
+def test_consent_and_access_logs_reach_their_topics(collector: str, kafka_bootstrap: str, topic_prefix: str) -> None:
+    openid = "o" + uuid.uuid4().hex[:27]
+    status, _ = post_json(collector, "/consent", {"subject": {"openid": openid}, "analytics": "granted"}, "text/plain")
+    assert status == 200
+    ips = [fake_ip() for _ in range(3)]
+    lines = "\n".join(
+        json.dumps(
+            {
+                "schema": "access/1",
+                "ts": "2026-11-24T08:00:00+08:00",
+                "ip": ip,
+                "method": "POST",
+                "path": "/api/login",
+                "status": 401,
+                "bytes": 12,
+            }
+        )
+        for ip in ips
+    )
+    status, _, body = request(collector, "POST", "/logs", lines + "\n\n", {"Content-Type": "application/x-ndjson"})
+    assert (status, json.loads(body)) == (200, {"accepted": 3})
+
+    consent = read_topic(kafka_bootstrap, topic_name("consent.events", topic_prefix))
+    assert len(consent) == 1 and consent[0].key == openid.encode()
+    change = json.loads(consent[0].value)
+    assert change["schema"] == "consent/1" and change["analytics"] == "granted" and change["ts"]
+    logs = read_topic(kafka_bootstrap, topic_name("access_logs.raw", topic_prefix))
+    assert sorted(r.key.decode() for r in logs) == sorted(ips)  # a log keeps the IP it logged
+
+
+def test_gpc_and_dnt_mark_events_as_opted_out(collector: str, kafka_bootstrap: str, topic_prefix: str) -> None:
+    gpc, dnt, plain = beacon(), beacon(), beacon()
+    assert post_json(collector, "/collect", [gpc], **{"Sec-GPC": "1"})[0] == 200
+    assert post_json(collector, "/collect", [dnt], DNT="1")[0] == 200
+    assert post_json(collector, "/collect", [plain], DNT="0")[0] == 200
+    status, _, _ = request(
+        collector, "GET", f"/p.gif?event=page_view&anonymous_id={anonymous_id()}&page=/x", headers={"Sec-GPC": "1"}
+    )
+    assert status == 200
+    values = [json.loads(r.value) for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))]
+    opt_out = {v["event_id"]: v["opt_out"] for v in values}
+    assert opt_out[gpc["event_id"]] is True and opt_out[dnt["event_id"]] is True
+    assert opt_out[plain["event_id"]] is False
+    assert sum(opt_out.values()) == 3
+
+
+def test_client_ip_comes_from_the_socket_or_a_trusted_proxy_only(
+    collector: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    real, spoofed = fake_ip(), fake_ip()
+    via_proxy = beacon(network={"ip": spoofed, "user_agent": "Mozilla/5.0 test"})
+    direct = beacon(network={"ip": spoofed})
+    # 127.0.0.2 is the configured trusted proxy; 127.0.0.1 is not.
+    status, _ = _post_from(collector, [via_proxy], "127.0.0.2", f"{spoofed}, {real}")
+    assert status == 200
+    assert _post_from(collector, [direct], "127.0.0.1", real)[0] == 200
+    values = {
+        json.loads(r.value)["event_id"]: json.loads(r.value)
+        for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))
+    }
+    assert values[via_proxy["event_id"]]["network"] == {"ip": real, "user_agent": "Mozilla/5.0 test"}
+    assert values[direct["event_id"]]["network"]["ip"] == "127.0.0.1"
+
+
+def _post_from(base_url: str, events: list, source: str, forwarded_for: str) -> tuple[int, bytes]:
+    status, _, body = request(
+        base_url,
+        "POST",
+        "/collect",
+        json.dumps(events),
+        {"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
+        source,
+    )
+    return status, body
+
+
+# --- 4xx: refused, and nothing produced ---------------------------------------------------------
+
+BAD_REQUESTS = [
+    # (name, method, path, body, headers, status, reason)
+    ("not json", "POST", "/collect", "{not json", {"Content-Type": "application/json"}, 400, "not_json"),
+    (
+        "wrong content type",
+        "POST",
+        "/collect",
+        "[]",
+        {"Content-Type": "application/xml"},
+        415,
+        "unsupported_content_type",
+    ),
+    ("a json string", "POST", "/collect", '"hello"', {"Content-Type": "application/json"}, 400, "not_a_batch"),
+    ("empty batch", "POST", "/collect", "[]", {"Content-Type": "application/json"}, 400, "empty_batch"),
+    (
+        "too many events",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon() for _ in range(51)]),
+        {"Content-Type": "application/json"},
+        413,
+        "too_many_events",
+    ),
+    (
+        "body too large",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon(page="/" + "x" * 70_000)]),
+        {"Content-Type": "application/json"},
+        413,
+        "body_too_large",
+    ),
+    (
+        "field too long",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon(page="/" + "p" * 3000)]),
+        {"Content-Type": "application/json"},
+        400,
+        "too_long:page",
+    ),
+    (
+        "missing field",
+        "POST",
+        "/collect",
+        lambda: json.dumps([{"event": "page_view", "page": "/x"}]),
+        {"Content-Type": "application/json"},
+        400,
+        "missing_field:anonymous_id",
+    ),
+    (
+        "wrong type",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon(duration_ms="long")]),
+        {"Content-Type": "application/json"},
+        400,
+        "wrong_field:duration_ms",
+    ),
+    (
+        "naive timestamp",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon(ts="2026-11-24T08:15:30")]),
+        {"Content-Type": "application/json"},
+        400,
+        "wrong_field:ts",
+    ),
+    (
+        "click without element",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon(event="click")]),
+        {"Content-Type": "application/json"},
+        400,
+        "invalid:a_click_needs_an_element",
+    ),
+    (
+        "one bad event in a batch",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon(), beacon(), beacon(event="fly"), beacon()]),
+        {"Content-Type": "application/json"},
+        400,
+        "wrong_field:event",
+    ),
+    (
+        "pixel without anonymous id",
+        "GET",
+        "/p.gif?event=page_view&page=/x",
+        None,
+        {},
+        400,
+        "missing_field:anonymous_id",
+    ),
+    (
+        "pixel with unknown event",
+        "GET",
+        "/p.gif?event=jump&anonymous_id=c-1&page=/x",
+        None,
+        {},
+        400,
+        "wrong_field:event",
+    ),
+    (
+        "consent without subject",
+        "POST",
+        "/consent",
+        '{"analytics": "granted"}',
+        {"Content-Type": "application/json"},
+        400,
+        "missing_field:subject",
+    ),
+    (
+        "consent with two subjects",
+        "POST",
+        "/consent",
+        '{"analytics": "granted", "subject": {"openid": "o1", "anonymous_id": "c-1"}}',
+        {"Content-Type": "application/json"},
+        400,
+        "invalid:subject",
+    ),
+    (
+        "log line not json",
+        "POST",
+        "/logs",
+        '{"schema": "access/1"\n',
+        {"Content-Type": "application/x-ndjson"},
+        400,
+        "not_json",
+    ),
+    (
+        "log record with bad status",
+        "POST",
+        "/logs",
+        '{"schema": "access/1", "ts": "2026-11-24T08:00:00Z", "ip": "203.0.113.9", "method": "GET", '
+        '"path": "/", "status": 999}',
+        {"Content-Type": "application/x-ndjson"},
+        400,
+        "wrong_field:status",
+    ),
+    (
+        "foreign origin",
+        "POST",
+        "/collect",
+        lambda: json.dumps([beacon()]),
+        {"Content-Type": "application/json", "Origin": "https://evil.example.com"},
+        403,
+        "origin_not_allowed",
+    ),
+    (
+        "foreign preflight",
+        "OPTIONS",
+        "/collect",
+        None,
+        {"Origin": "https://evil.example.com"},
+        403,
+        "origin_not_allowed",
+    ),
+]
+
+
+def test_every_kind_of_bad_request_gets_its_4xx_and_nothing_is_produced(
+    collector: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    for name, method, path, body, headers, expected, reason in BAD_REQUESTS:
+        payload = body() if callable(body) else body
+        status, answer_headers, answer = request(collector, method, path, payload, headers)
+        assert status == expected, name
+        if path.startswith("/p.gif"):
+            assert answer.startswith(b"GIF89a") and answer_headers["X-Seaport-Error"] == reason, name
+        else:
+            assert json.loads(answer)["error"] == reason, name
+    for topic in ("beacons.raw", "consent.events", "access_logs.raw"):
+        assert topic_size(kafka_bootstrap, topic_name(topic, topic_prefix)) == 0, topic
+    _, _, metrics = request(collector, "GET", "/metrics")
+    assert 'seaport_collector_requests_rejected_total{reason="body_too_large"} 1' in metrics.decode()
+    assert 'seaport_collector_requests_rejected_total{reason="wrong_field:event"} 2' in metrics.decode()
+
+
+def test_cors_allows_configured_origins_only(collector: str) -> None:
+    origin = "https://shop.example.cn"
+    status, headers, _ = request(
+        collector,
+        "OPTIONS",
+        "/collect",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert status == 204 and headers["Access-Control-Allow-Origin"] == origin
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    status, headers, _ = request(
+        collector, "POST", "/collect", json.dumps([beacon()]), {"Content-Type": "text/plain", "Origin": origin}
+    )
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == origin
+
+
+def test_per_ip_rate_limit_answers_429(kafka_bootstrap: str, topic_prefix: str) -> None:
+    with running_collector(kafka_bootstrap, topic_prefix, "--rate-limit", "1", "--rate-burst", "5") as base_url:
+        statuses = [
+            request(base_url, "POST", "/collect", json.dumps([beacon()]), {"Content-Type": "application/json"})[0]
+            for _ in range(8)
+        ]
+        pixel_status, headers, body = request(base_url, "GET", "/p.gif?event=page_view&anonymous_id=c-1&page=/")
+    assert statuses[:5] == [200] * 5 and 429 in statuses[5:]
+    assert pixel_status == 429 and body.startswith(b"GIF89a") and headers["X-Seaport-Error"] == "rate_limited"
+    assert topic_size(kafka_bootstrap, topic_name("beacons.raw", topic_prefix)) == statuses.count(200)
+
+
+def test_health_metrics_and_request_log_carry_no_identifiers(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "collector.log"
+    secret_aid, secret_openid = anonymous_id(), "o" + uuid.uuid4().hex[:27]
+    with running_collector(kafka_bootstrap, topic_prefix, "--trusted-proxy", "127.0.0.1", log=log) as base_url:
+        assert json.loads(request(base_url, "GET", "/healthz")[2]) == {"status": "ok", "kafka": "up"}
+        ip = fake_ip()
+        request(
+            base_url,
+            "GET",
+            f"/p.gif?event=page_view&anonymous_id={secret_aid}&page=/x&user.openid={secret_openid}",
+            headers={"X-Forwarded-For": ip},
+        )
+        status, answer = post_json(
+            base_url, "/collect", [beacon(anonymous_id=secret_aid, event="click")], **{"X-Forwarded-For": ip}
+        )
+        assert status == 400
+        status, headers, metrics = request(base_url, "GET", "/metrics")
+    text = metrics.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'seaport_collector_events_accepted_total{endpoint="pixel"} 1' in text
+    assert 'seaport_collector_messages_produced_total{topic="' + topic_prefix + 'beacons.raw"} 1' in text
+    assert 'seaport_collector_request_duration_seconds_count{endpoint="pixel"} 1' in text
+    assert 'seaport_collector_request_duration_seconds_bucket{endpoint="collect",le="+Inf"} 1' in text
+    written = log.read_text()
+    assert "GET /p.gif 200" in written and "POST /collect 400" in written  # it does log requests
+    for secret in (secret_aid, secret_openid, ip, "anonymous_id="):
+        assert secret not in written and secret not in text
+
+
+# --- Kafka down and back ----------------------------------------------------------------------
+
+
+def test_kafka_stopped_answers_503_and_restarted_accepts_again_nothing_lost(tmp_path: Path) -> None:
+    broker = Broker(free_port(), tmp_path / "own-broker")  # our own: never stop the session broker
+    broker.start(timeout=120)
+    try:
+        create_topics(broker.bootstrap, "")
+        topic = topic_name("beacons.raw")
+        accepted: list[dict] = []
+        with running_collector(
+            broker.bootstrap, "", "--delivery-timeout-ms", "2000", log=tmp_path / "collector.log"
+        ) as base_url:
+            first = [beacon() for _ in range(5)]
+            assert post_json(base_url, "/collect", first)[0] == 200
+            accepted += first
+
+            broker.stop()
+            refused = [beacon() for _ in range(3)]
+            assert post_json(base_url, "/collect", refused)[0] == 503
+            assert request(base_url, "GET", "/p.gif?event=page_view&anonymous_id=c-1&page=/")[0] == 503
+
+            broker.start(timeout=120)
+            deadline = time.monotonic() + 60
+            while (status := post_json(base_url, "/collect", refused)[0]) != 200:  # the tracker's retry
+                assert status == 503 and time.monotonic() < deadline
+                time.sleep(0.5)
+            accepted += refused
+            later = [beacon() for _ in range(5)]
+            assert post_json(base_url, "/collect", later)[0] == 200
+            accepted += later
+        ids = Counter(json.loads(r.value)["event_id"] for r in read_topic(broker.bootstrap, topic))
+        assert all(ids[e["event_id"]] == 1 for e in accepted), "an accepted event is missing or doubled"
+        assert sum(ids.values()) == len(accepted)  # nothing produced for the 503 answers
+    finally:
+        broker.stop()
+
+
+# --- load: wrk on loopback --------------------------------------------------------------------
+
+
+def test_load_events_on_topic_equal_2xx_answers(kafka_bootstrap: str) -> None:
+    """A short, bounded wrk run: each of the 2xx answers wrk got is one event (or 20) on the topic."""
+    results = load_test(kafka_bootstrap, duration_s=4, connections=8, workers=1, requests_per_thread=600)
+    pixel, pixel_on_topic = results["pixel"]
+    batch, batch_on_topic = results["batch"]
+    assert pixel.event_answers == 600 - 1 or pixel.event_answers == 600
+    assert pixel_on_topic == pixel.event_answers and pixel.errors == 0
+    assert batch_on_topic == batch.event_answers * 20 and batch.event_answers >= 599
+    assert pixel.p99_ms > 0 and pixel.requests_per_s > 0
+
+
+# --- replay of simulated traffic --------------------------------------------------------------
+
+
+def test_replay_over_http_sends_simulated_traffic_through_the_collector(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    from datetime import date
+
+    from seaport.simulate import simulate
+
+    traffic = simulate(users=12, days=1, seed=7, start=date(2026, 11, 20))
+    files = []
+    for topic, lines in traffic.by_topic().items():
+        path = tmp_path / f"traffic.{topic}.jsonl"
+        path.write_bytes(b"".join(line + b"\n" for line in lines))
+        files.append(path)
+    with running_collector(
+        kafka_bootstrap, topic_prefix, "--trusted-proxy", "127.0.0.1", "--rate-limit", "0"
+    ) as base_url:
+        result = replay_over_http(base_url, files)
+    for path in files:
+        topic = path.name.removeprefix("traffic.").removesuffix(".jsonl")
+        if topic == "erasure.requests":
+            assert path in result.skipped_files
+            continue
+        sent = [line for line in path.read_bytes().splitlines() if line.strip()]
+        on_topic = topic_size(kafka_bootstrap, topic_name(topic, topic_prefix))
+        assert on_topic == result.accepted[topic] > 0, topic
+        assert result.accepted[topic] + result.rejected[topic] == len(sent), topic
+    assert result.rejected["beacons.raw"] > 0  # the simulated malformed lines were refused one by one
+    simulated_ips = {ip for line in traffic.beacons if (ip := _simulated_ip(line))}
+    replayed_ips = {
+        json.loads(r.value)["network"]["ip"]
+        for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))
+    }
+    assert len(replayed_ips) > 1 and replayed_ips <= simulated_ips | {"127.0.0.1"}  # via X-Forwarded-For
+
+
+def _simulated_ip(line: bytes) -> str | None:
+    try:
+        return json.loads(line)["network"]["ip"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# --- small pure parts -----------------------------------------------------------------------
+
+
+def test_client_ip_trusts_forwarded_for_only_from_trusted_proxies() -> None:
+    trusted = parse_networks(["10.0.0.0/8", "127.0.0.1"])
+    assert client_ip("198.51.100.4", "203.0.113.9", trusted) == "198.51.100.4"
+    assert client_ip("127.0.0.1", "203.0.113.9", trusted) == "203.0.113.9"
+    assert client_ip("127.0.0.1", "198.51.100.1, 203.0.113.9, 10.1.2.3", trusted) == "203.0.113.9"
+    assert client_ip("127.0.0.1", "not-an-ip", trusted) == "127.0.0.1"
+    assert client_ip("127.0.0.1", "203.0.113.9", ()) == "127.0.0.1"
+
+
+def test_rate_limiter_refills_over_time() -> None:
+    limiter = RateLimiter(rate=2, burst=3)
+    assert [limiter.allow("a", now=0.0) for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("b", now=0.0)  # per IP
+    assert limiter.allow("a", now=0.5) and not limiter.allow("a", now=0.5)
+    assert RateLimiter(rate=0, burst=1).allow("a")
+
+
+def test_pixel_query_nests_dotted_fields_and_reads_numbers() -> None:
+    event = beacon_from_query(
+        {"event": "page_leave", "duration_ms": "1500", "device.model": "iPhone15,2", "unknown.x": "dropped"}
+    )
+    assert event == {
+        "schema": "beacon/1",
+        "event": "page_leave",
+        "duration_ms": 1500,
+        "device": {"model": "iPhone15,2"},
+    }
+
+
+def test_metrics_histogram_is_cumulative() -> None:
+    metrics = CollectorMetrics()
+    for seconds in (0.0005, 0.003, 0.003, 20.0):
+        metrics.observe_latency("pixel", seconds)
+    text = metrics.render()
+    assert 'le="0.001"} 1' in text and 'le="0.005"} 3' in text and 'le="10.0"} 3' in text
+    assert 'le="+Inf"} 4' in text and 'seaport_collector_request_duration_seconds_count{endpoint="pixel"} 4' in text
