@@ -83,6 +83,7 @@
       referrer: current ? current.referrer : null
     };
     for (var k in fields) e[k] = fields[k];
+    if (optOut) e.opt_out = true; // as the Sec-GPC/DNT headers do; the collector never lets a client opt in
     // R2: profile fields only while analytics consent is granted; otherwise no `user` at all.
     if (consentGranted() && user) e.user = user;
     return e;
