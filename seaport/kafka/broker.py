@@ -54,6 +54,8 @@ logger.apache.name = org.apache.kafka
 logger.apache.level = warn
 logger.started.name = kafka.server.KafkaRaftServer
 logger.started.level = info
+logger.state.name = state.change.logger
+logger.state.level = warn
 """
 
 
@@ -290,19 +292,30 @@ class Broker:
         with open(self.log_file, "ab") as log:
             done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
-            raise SeaportError(f"formatting the broker's storage failed; see {self.log_file}")
+            raise SeaportError(
+                f"formatting the broker's storage failed ({_last_line(self.log_file)}); see {self.log_file}"
+            )
 
     def _wait_ready(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(pid):
                 self.pid_file.unlink(missing_ok=True)
-                raise SeaportError(f"the broker exited during start-up; see {self.log_file}")
+                raise SeaportError(
+                    f"the broker exited during start-up ({_last_line(self.log_file)}); see {self.log_file}"
+                )
             if _port_in_use(self.port) and _cluster_id(self.bootstrap) == self._cluster_id():
                 return
             time.sleep(0.2)
         self.stop()
         raise SeaportError(f"the broker did not answer within {timeout:g} s; see {self.log_file}")
+
+
+def _last_line(log: Path) -> str:
+    """The log's last line, shortened: the broker's own words on why it failed (no personal data)."""
+    with contextlib.suppress(OSError, IndexError):
+        return log.read_text(errors="replace").strip().splitlines()[-1][:200]
+    return "no log"
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:
