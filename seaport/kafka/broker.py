@@ -251,6 +251,8 @@ class Broker:
         if saved.exists():
             return int(saved.read_text())
         port = free_port()
+        while port == self.port:  # the broker's port is not bound yet: it may be offered again
+            port = free_port()
         saved.write_text(str(port))
         return port
 
