@@ -424,6 +424,7 @@ class KafkaPythonClient:
     ) -> Iterator[list[Record]]:
         """Batches of the records with `start <= offset < end` of one partition, in order."""
         from kafka import TopicPartition
+        from kafka.errors import UnsupportedCodecError
 
         if start >= end:
             return
@@ -434,7 +435,12 @@ class KafkaPythonClient:
         reader.seek(tp, start)
         try:
             while not progress.done:
-                messages = reader.poll(timeout_ms=int(POLL_S * 1000), max_records=max_batch).get(tp, [])
+                try:
+                    messages = reader.poll(timeout_ms=int(POLL_S * 1000), max_records=max_batch).get(tp, [])
+                except UnsupportedCodecError as e:  # e.g. lz4 batches without the `lz4` package
+                    raise SeaportError(
+                        f"reading {topic}[{partition}]: {e.args[0] if e.args else e}; use --kafka-client confluent"
+                    ) from None
                 batch = [Record(topic, partition, m.offset, m.key, m.value, m.timestamp) for m in messages]
                 batch = _within(batch, progress.position, end)
                 if batch:
