@@ -50,8 +50,21 @@ PREFILTER = "|".join(
 _PREFILTER_PY = re.compile(PREFILTER)
 # Column types that cannot hold an identifier: not worth a scan.
 _SKIPPED_TYPES = ("BOOLEAN", "DATE", "TIME", "TIMESTAMP", "INTERVAL", "UUID")
-_CANARY_CHUNK = 200  # canary forms per regular expression
 _TEXT_CHUNK = 1 << 22
+
+
+# A canary is matched as a whole token of a value: a broad token keeps the separators of MACs,
+# addresses and e-mails, a narrow one those of ids; both trimmed of edge punctuation. Tokens join
+# the canary list in SQL (a hash join: fast for any number of canaries), and the same rule
+# confirms the match in Python.
+TOKEN_PATTERNS = (r"[0-9a-z_.:@+-]+", r"[0-9a-z_-]+")
+TOKEN_TRIM = ".:_+@-"
+_TOKENS = [re.compile(p) for p in TOKEN_PATTERNS]
+
+
+def tokens(lowered: str) -> set[str]:
+    """The tokens of a lowercased value that a canary form must equal."""
+    return {t.strip(TOKEN_TRIM) for pattern in _TOKENS for t in pattern.findall(lowered)}
 
 
 @dataclass
@@ -68,7 +81,7 @@ class Canaries:
             if not value or value.startswith("#"):
                 continue
             for variant in _variants(value):
-                forms.setdefault(variant.lower(), "canary")
+                forms.setdefault(variant.lower().strip(TOKEN_TRIM), "canary")
                 for algorithm in ("md5", "sha1", "sha256"):
                     digest = hashlib.new(algorithm, variant.encode()).hexdigest()
                     forms.setdefault(digest, f"canary_{algorithm}")
@@ -82,12 +95,8 @@ class Canaries:
             raise SeaportError(f"cannot read the canaries file {path}: {e.strerror}") from None
 
     def find(self, lowered: str) -> list[str]:
-        """The kinds of canary forms contained in `lowered` (a lowercased value)."""
-        return [kind for form, kind in self.forms.items() if form in lowered]
-
-    def sql_patterns(self) -> list[str]:
-        forms = [re.escape(f) for f in self.forms]
-        return ["|".join(forms[i : i + _CANARY_CHUNK]) for i in range(0, len(forms), _CANARY_CHUNK)]
+        """The kinds of the canary forms among the tokens of `lowered` (a lowercased value)."""
+        return [self.forms[t] for t in tokens(lowered) if t in self.forms]
 
 
 def _variants(value: str) -> set[str]:
@@ -158,20 +167,41 @@ def _scan_relation(con, relation: str, columns: list[tuple[str, str]], canaries:
                    file: str, prefix: str) -> None:  # fmt: skip
     """Scan the text of every column of `relation` (a table or a read_parquet(...) call)."""
     rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
-    patterns = [PREFILTER, *canaries.sql_patterns()]
     for name, data_type in columns:
         if data_type.upper().startswith(_SKIPPED_TYPES):
             continue
         report.values += rows
-        text = f"lower(CAST({_quote(name)} AS VARCHAR))"
-        where = " OR ".join(f"regexp_matches({text}, {_sql_literal(p)})" for p in patterns)
-        query = (
-            f"SELECT CAST({_quote(name)} AS VARCHAR) AS v, count(*) FROM {relation} "
-            f"WHERE {_quote(name)} IS NOT NULL AND ({where}) GROUP BY v"
+        values = f"SELECT CAST({_quote(name)} AS VARCHAR) AS v FROM {relation} WHERE {_quote(name)} IS NOT NULL"
+        suspects = dict(
+            con.execute(
+                f"SELECT v, count(*) FROM ({values}) WHERE regexp_matches(lower(v), {_sql_literal(PREFILTER)}) "
+                "GROUP BY v"
+            ).fetchall()
         )
-        for value, count in con.execute(query).fetchall():
+        if canaries.forms:
+            suspects.update(con.execute(_canary_query(values)).fetchall())
+        for value, count in suspects.items():
             for kind, example in _value_findings(value, canaries):
                 report.add(file, f"{prefix}{name}", kind, example, count)
+
+
+def _canary_query(values: str) -> str:
+    """Values with a token among the registered `canary_forms` table, with their counts."""
+    tokenized = " UNION ALL ".join(
+        f"SELECT v, trim(unnest(regexp_extract_all(lower(v), {_sql_literal(p)})), {_sql_literal(TOKEN_TRIM)}) AS tok "
+        "FROM vals"
+        for p in TOKEN_PATTERNS
+    )
+    return (
+        f"WITH vals AS ({values}), hits AS (SELECT DISTINCT v FROM ({tokenized}) JOIN canary_forms ON tok = form) "
+        "SELECT vals.v, count(*) FROM vals SEMI JOIN hits ON vals.v = hits.v GROUP BY vals.v"
+    )
+
+
+def _register_canaries(con, canaries: Canaries) -> None:
+    import pyarrow as pa
+
+    con.register("canary_forms", pa.table({"form": pa.array(list(canaries.forms), pa.string())}))
 
 
 def _scan_duckdb(path: Path, shown: str, canaries: Canaries, report: AuditReport) -> None:
@@ -182,6 +212,7 @@ def _scan_duckdb(path: Path, shown: str, canaries: Canaries, report: AuditReport
     except duckdb.Error:
         con = _open_copy(path)  # locked by a running writer: scan a copy
     try:
+        _register_canaries(con, canaries)
         tables = con.execute(
             "SELECT table_catalog, table_schema, table_name FROM information_schema.tables "
             "WHERE table_type = 'BASE TABLE' ORDER BY ALL"
@@ -239,7 +270,7 @@ def _scan_bytes(path: Path, shown: str, canaries: Canaries, report: AuditReport)
 def _scan_line(raw: bytes, number: int, shown: str, canaries: Canaries, report: AuditReport) -> None:
     text = raw.decode("latin-1")
     lowered = text.lower()
-    if not _PREFILTER_PY.search(lowered) and not (canaries.forms and canaries.find(lowered)):
+    if not _PREFILTER_PY.search(lowered) and not canaries.find(lowered):
         return
     for kind, example in _value_findings(text, canaries):
         report.add(shown, f"line {number}", kind, example)
@@ -270,6 +301,7 @@ def audit_warehouse(warehouse: Path, canaries: Canaries | None = None) -> AuditR
     canaries = canaries or Canaries()
     report = AuditReport()
     parquet_con = duckdb.connect()
+    _register_canaries(parquet_con, canaries)
     try:
         for path in _files(warehouse):
             shown = str(path.relative_to(warehouse))
