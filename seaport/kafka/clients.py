@@ -129,12 +129,6 @@ class _RangeProgress:
             raise SeaportError(f"reading {self.where} stalled at offset {self.position} before end offset {self.end}")
 
 
-def _coordinator_not_ready_codes() -> set[int]:
-    from confluent_kafka import KafkaError
-
-    return {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
-
-
 class ConfluentClient:
     """`KafkaClient` over confluent-kafka (librdkafka)."""
 
@@ -178,7 +172,7 @@ class ConfluentClient:
         return self._list_offsets(topic, OffsetSpec.earliest())
 
     def committed(self, group: str, topic: str) -> dict[int, int | None]:
-        from confluent_kafka import Consumer, KafkaException, TopicPartition
+        from confluent_kafka import Consumer, TopicPartition
 
         partitions = [TopicPartition(topic, p) for p in self.partitions(topic)]
         # Not AdminClient.list_consumer_group_offsets: on a broker whose group coordinator is
@@ -186,18 +180,10 @@ class ConfluentClient:
         consumer = Consumer(
             {"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False, "log_level": 0}
         )
-        deadline = time.monotonic() + TIMEOUT_S
         try:
-            while True:
-                try:
-                    answer = consumer.committed(partitions, timeout=TIMEOUT_S)
-                    break
-                except KafkaException as e:  # the coordinator moves or loads right after start
-                    if not e.args[0].retriable() and e.args[0].code() not in _coordinator_not_ready_codes():
-                        raise
-                    if time.monotonic() > deadline:
-                        raise SeaportError("the Kafka group coordinator is not available") from None
-                    time.sleep(0.2)
+            answer = _until_coordinator_ready(
+                lambda: consumer.committed(partitions, timeout=TIMEOUT_S), _confluent_transient
+            )
         finally:
             consumer.close()
         return {tp.partition: tp.offset if tp.offset >= 0 else None for tp in answer}
@@ -206,10 +192,15 @@ class ConfluentClient:
         """Commit `offsets` (next offset to read) for `group`; needs no running group member."""
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False, "log_level": 0}
+        )
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-            failed = [tp for tp in consumer.commit(offsets=tps, asynchronous=False) if tp.error]
+            answer = _until_coordinator_ready(
+                lambda: consumer.commit(offsets=tps, asynchronous=False), _confluent_transient
+            )
+            failed = [tp for tp in answer if tp.error]
         finally:
             consumer.close()
         if failed:
@@ -388,7 +379,9 @@ class KafkaPythonClient:
         from kafka import TopicPartition
 
         partitions = [TopicPartition(topic, p) for p in self.partitions(topic)]
-        answer = _retry_coordinator(lambda: self._admin.list_group_offsets({group: partitions}))[group]
+        answer = _until_coordinator_ready(
+            lambda: self._admin.list_group_offsets({group: partitions}), _kafka_python_transient
+        )[group]
         return {tp.partition: found.offset if found.offset >= 0 else None for tp, found in answer.items()}
 
     def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
@@ -398,7 +391,9 @@ class KafkaPythonClient:
         from kafka.structs import OffsetAndMetadata
 
         request = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
-        answer = _retry_coordinator(lambda: self._admin.alter_group_offsets(group, request))
+        answer = _until_coordinator_ready(
+            lambda: self._admin.alter_group_offsets(group, request), _kafka_python_transient
+        )
         failed = [error for error in answer.values() if error is not NoError]
         if failed:
             raise SeaportError(f"committing offsets for group {group} failed: {failed[0].__name__}")
@@ -521,15 +516,33 @@ def _wait_until_visible(client: KafkaClient, topics: list[str]) -> None:
                 time.sleep(0.05)
 
 
-def _retry_coordinator(call):  # noqa: ANN001, ANN202
-    """kafka-python raises while the group coordinator (`__consumer_offsets`) is being created."""
-    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
-
+def _until_coordinator_ready(call, transient):  # noqa: ANN001, ANN202
+    """Run a group call, retrying while the group coordinator (`__consumer_offsets`) loads or
+    moves, as it does right after a broker starts (`transient(error)` says which errors those are)."""
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         try:
             return call()
-        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
-            if time.monotonic() > deadline:
-                raise SeaportError("the Kafka group coordinator is not available") from None
-            time.sleep(0.2)
+        except Exception as e:
+            if not transient(e):
+                raise
+        if time.monotonic() > deadline:
+            raise SeaportError("the Kafka group coordinator is not available") from None
+        time.sleep(0.2)
+
+
+def _confluent_transient(error: BaseException) -> bool:
+    from confluent_kafka import KafkaError, KafkaException
+
+    not_ready = {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+    return isinstance(error, KafkaException) and (error.args[0].retriable() or error.args[0].code() in not_ready)
+
+
+def _kafka_python_transient(error: BaseException) -> bool:
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
+
+    return isinstance(error, (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError))
