@@ -171,31 +171,31 @@ def _scan_relation(con, relation: str, columns: list[tuple[str, str]], canaries:
         if data_type.upper().startswith(_SKIPPED_TYPES):
             continue
         report.values += rows
-        values = f"SELECT CAST({_quote(name)} AS VARCHAR) AS v FROM {relation} WHERE {_quote(name)} IS NOT NULL"
-        suspects = dict(
-            con.execute(
-                f"SELECT v, count(*) FROM ({values}) WHERE regexp_matches(lower(v), {_sql_literal(PREFILTER)}) "
-                "GROUP BY v"
-            ).fetchall()
+        # Distinct values once (pages, prefixes repeat a lot), then both checks run on those.
+        values = (
+            f"SELECT CAST({_quote(name)} AS VARCHAR) AS v, count(*) AS n FROM {relation} "
+            f"WHERE {_quote(name)} IS NOT NULL GROUP BY v"
         )
+        looks_personal = f"regexp_matches(lower(v), {_sql_literal(PREFILTER)})"
         if canaries.forms:
-            suspects.update(con.execute(_canary_query(values)).fetchall())
-        for value, count in suspects.items():
+            query = f"WITH vals AS MATERIALIZED ({values}), hits AS ({_canary_hits()}) "
+            query += f"SELECT v, n FROM vals WHERE {looks_personal} OR v IN (SELECT v FROM hits)"
+        else:
+            query = f"SELECT v, n FROM ({values}) WHERE {looks_personal}"
+        suspects = con.execute(query).fetchall()
+        for value, count in suspects:
             for kind, example in _value_findings(value, canaries):
                 report.add(file, f"{prefix}{name}", kind, example, count)
 
 
-def _canary_query(values: str) -> str:
-    """Values with a token among the registered `canary_forms` table, with their counts."""
+def _canary_hits() -> str:
+    """Values of `vals` with a token among the registered `canary_forms` table."""
     tokenized = " UNION ALL ".join(
         f"SELECT v, trim(unnest(regexp_extract_all(lower(v), {_sql_literal(p)})), {_sql_literal(TOKEN_TRIM)}) AS tok "
         "FROM vals"
         for p in TOKEN_PATTERNS
     )
-    return (
-        f"WITH vals AS ({values}), hits AS (SELECT DISTINCT v FROM ({tokenized}) JOIN canary_forms ON tok = form) "
-        "SELECT vals.v, count(*) FROM vals SEMI JOIN hits ON vals.v = hits.v GROUP BY vals.v"
-    )
+    return f"SELECT DISTINCT v FROM ({tokenized}) JOIN canary_forms ON tok = form"
 
 
 def _register_canaries(con, canaries: Canaries) -> None:
