@@ -251,7 +251,13 @@ def test_broker_stops_restarts_and_keeps_its_data(tmp_path, capsys):
 
         broker.start()
         assert broker.pid() not in (None, pid)
+        # right after a start the group coordinator is still loading: group calls must wait for it
+        client = clients.make_client("confluent", broker.bootstrap)
+        client.commit("g", {("keep.erasure.requests", 0): 1})
+        assert client.committed("g", "keep.erasure.requests") == {0: 1}
+        client.close()
         client = clients.make_client("kafka-python", broker.bootstrap)
+        assert client.committed("g", "keep.erasure.requests") == {0: 1}
         assert [r.value for r in _read_all(client, "keep.erasure.requests")] == [b"survives a restart"]
         client.close()
         assert "Kafka Server started" in broker.log_file.read_text()  # the slf4j binding works
