@@ -44,7 +44,7 @@ class DeliverySink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._reports: list[tuple[asyncio.Future[None], str, KafkaError | None]] = []
+        self._reports: list[tuple[_Pending, KafkaError | None]] = []
         self.brokers_down = False
         # Called on the event loop per delivery report (for metrics): (topic, delivered?)
         self.on_delivered: Callable[[str, bool], None] = lambda topic, ok: None
@@ -70,45 +70,56 @@ class DeliverySink:
         while not self._stop.is_set():
             self._producer.poll(0.05)
             if self._reports:
-                reports, self._reports = self._reports, []
+                # Copy and clear in place: every _Pending holds this very list. Reports are appended
+                # only inside poll(), on this thread, so nothing is lost between the two calls.
+                reports = self._reports.copy()
+                self._reports.clear()
                 assert self._loop is not None
                 self._loop.call_soon_threadsafe(self._settle, reports)
 
     async def send(self, topic: str, messages: Sequence[Message]) -> None:
         """Produce every message; return once all are on the broker, else raise KafkaUnavailable."""
         assert self._loop is not None, "start() first"
-        futures = [self._produce_one(topic, message) for message in messages]
-        if len(futures) == 1:
-            await futures[0]  # the pixel's path: no gather needed
-            return
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        if any(isinstance(r, BaseException) for r in results):
-            raise KafkaUnavailable("not delivered")
+        pending = _Pending(self._loop.create_future(), len(messages), topic, self._reports)
+        for message in messages:
+            try:
+                self._producer.produce(topic, message.value, message.key, on_delivery=pending.report)
+            except (BufferError, KafkaException):
+                pending.remaining -= 1  # never queued: no report will come for it
+                pending.failed = True
+        if pending.remaining == 0:
+            pending.settle_now()
+        await pending.future
 
-    def _produce_one(self, topic: str, message: Message) -> asyncio.Future[None]:
-        assert self._loop is not None
-        future: asyncio.Future[None] = self._loop.create_future()
-        try:
-            self._producer.produce(topic, message.value, message.key, on_delivery=self._reporter(future, topic))
-        except (BufferError, KafkaException):
-            future.set_exception(KafkaUnavailable("producer queue full"))
-        return future
-
-    def _reporter(self, future: asyncio.Future[None], topic: str) -> Callable[[KafkaError | None, Any], None]:
-        def report(error: KafkaError | None, _message: Any) -> None:
-            # Runs on the poll thread, inside poll(): collect, the thread hands them over in bulk.
-            self._reports.append((future, topic, error))
-            if error is None:
-                self.brokers_down = False
-
-        return report
-
-    def _settle(self, reports: list[tuple[asyncio.Future[None], str, KafkaError | None]]) -> None:
-        for future, topic, error in reports:
-            self.on_delivered(topic, error is None)
-            if future.done():
-                continue
-            if error is None:
-                future.set_result(None)
+    def _settle(self, reports: list[tuple[_Pending, KafkaError | None]]) -> None:
+        for pending, error in reports:
+            self.on_delivered(pending.topic, error is None)
+            if error is not None:
+                pending.failed = True
             else:
-                future.set_exception(KafkaUnavailable("delivery failed"))
+                self.brokers_down = False
+            pending.remaining -= 1
+            if pending.remaining == 0:
+                pending.settle_now()
+
+
+class _Pending:
+    """One request's messages in flight: one future for all of them, settled on the event loop."""
+
+    __slots__ = ("future", "remaining", "failed", "topic", "_reports")
+
+    def __init__(self, future: asyncio.Future[None], count: int, topic: str, reports: list) -> None:
+        self.future, self.remaining, self.failed, self.topic = future, count, False, topic
+        self._reports = reports
+
+    def report(self, error: KafkaError | None, _message: Any) -> None:
+        # Runs on the poll thread inside poll(): only collect; the thread hands them over in bulk.
+        self._reports.append((self, error))
+
+    def settle_now(self) -> None:
+        if self.future.done():
+            return
+        if self.failed:
+            self.future.set_exception(KafkaUnavailable("not delivered"))
+        else:
+            self.future.set_result(None)
