@@ -46,7 +46,9 @@ def test_no_unkeyed_digest_and_another_key_gives_other_pseudonyms():
     p = Pseudonymizer.from_key_bytes(MASTER)
     other = Pseudonymizer.from_key_bytes(RNG.randbytes(32))
     pseudonym = p.pseudonymize(Purpose.SECURITY, "openid", value)
-    digests = {hashlib.new(a, s.encode()).hexdigest() for a in ("md5", "sha1", "sha256") for s in (value, f"openid:{value}")}
+    digests = {
+        hashlib.new(a, s.encode()).hexdigest() for a in ("md5", "sha1", "sha256") for s in (value, f"openid:{value}")
+    }
     assert not any(d.startswith(pseudonym) for d in digests)
     assert other.pseudonymize(Purpose.SECURITY, "openid", value) != pseudonym
     assert other.key_id != p.key_id and len(p.key_id) == 8

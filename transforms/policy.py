@@ -128,8 +128,8 @@ def _model_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[st
     """(policy name, (attribute path, is a datetime)) of every leaf field, nested models included."""
     for attr, info in model.model_fields.items():
         name = info.alias or attr
-        members = typing.get_args(info.annotation) if isinstance(info.annotation, types.UnionType) else ()
-        members = members or (info.annotation,)
+        union = isinstance(info.annotation, types.UnionType)
+        members: tuple[Any, ...] = typing.get_args(info.annotation) if union else (info.annotation,)
         nested = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None)
         if nested is None:
             yield prefix + name, ((attr,), any(m in DATETIME_TYPES for m in members))
