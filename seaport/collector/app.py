@@ -453,6 +453,8 @@ def _serve_process(args: argparse.Namespace, limits: Limits) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _configure_request_log()
+    if args.kafka_client != "confluent":
+        raise SeaportError("the collector needs confluent-kafka (its delivery reports); --kafka-client confluent")
     limits = limits_from_args(args)
     if args.workers < 1:
         raise SeaportError("--workers must be at least 1")

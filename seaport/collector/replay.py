@@ -1,7 +1,7 @@
 """Replay a `seaport simulate --out` file set through the collector over HTTP.
 
-    python -m seaport.collector.replay http://127.0.0.1:8080 traffic.beacons.raw.jsonl \\
-        traffic.access_logs.raw.jsonl traffic.consent.events.jsonl
+    seaport collect --port 8080 --trusted-proxy 127.0.0.1 &
+    python -m seaport.collector.replay --url http://127.0.0.1:8080 traffic.*.jsonl
 
 The replayer plays a reverse proxy in front of the collector: it sends each beacon's simulated
 client IP in `X-Forwarded-For`, so start the collector with `--trusted-proxy 127.0.0.1` (otherwise
@@ -149,15 +149,35 @@ def replay_over_http(
     return asyncio.run(replay_over_http_async(base_url, files, batch_size, concurrency))
 
 
+def wait_until_up(base_url: str, timeout: float) -> None:
+    """Wait for the collector's /healthz (it may have been started a moment ago)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(base_url.rstrip("/") + "/healthz", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SeaportError(f"no collector answers at {base_url}") from None
+            time.sleep(0.2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m seaport.collector.replay", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    parser.add_argument("base_url", help="the collector, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "--url", dest="base_url", default="http://127.0.0.1:8080", help="the collector (default: %(default)s)"
+    )
+    parser.add_argument("--wait", type=float, default=30, help="seconds to wait for the collector to answer")
     parser.add_argument("files", nargs="+", type=Path, help="the FILE-stem.<topic>.jsonl files of simulate --out")
     parser.add_argument("--batch-size", type=int, default=20, help="events per request (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
+        wait_until_up(args.base_url, args.wait)
         result = replay_over_http(args.base_url, args.files, args.batch_size)
     except SeaportError as e:
         print(f"replay: error: {e}", file=sys.stderr)
