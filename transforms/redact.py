@@ -53,7 +53,7 @@ _IPV6 = re.compile(r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4
 _PREFIX_LEN = re.compile(r"/(\d{1,3})(?!\d)")
 _OPENID = re.compile(r"(?<![A-Za-z0-9_\-])[oO][A-Za-z0-9_\-]{27}(?![A-Za-z0-9_\-])")
 _MARKER = re.compile(r"\[[a-z_]+\]")
-_KEYED_VALUE = re.compile(r"(?i)(?<=[?&;])(" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS) + r")=([^&#\s]+)")
+_KEYED_VALUE = re.compile(r"(?i)(?<=[?&;])(" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS) + r")=([^&#\s\"'<>]+)")
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
