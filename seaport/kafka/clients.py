@@ -19,7 +19,8 @@ import logging
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from seaport.errors import SeaportError
 
@@ -105,6 +106,17 @@ def _within(batch: list[Record], low: int, end: int) -> list[Record]:
     return batch
 
 
+@dataclass
+class _Deliveries:
+    """What the delivery callbacks of one `produce` call reported."""
+
+    delivered: int = 0
+    error: str = ""  # the first failure's reason (a Kafka error, never a payload)
+
+    def fail(self, topic: str, sent: int, reason: str) -> None:
+        raise SeaportError(f"producing to {topic}: {self.delivered} of {sent} delivered ({reason})")
+
+
 class _RangeProgress:
     """Where a range read stands, and whether it stalled (so a read can never loop forever).
 
@@ -137,9 +149,9 @@ class ConfluentClient:
 
         self.bootstrap = bootstrap
         # Quiet: a broker that is down becomes one SeaportError, not a page of connection logs.
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-        self._reader = None
-        self._producer = None
+        self._admin: Any = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+        self._reader: Any = None  # the libraries' own classes, imported lazily
+        self._producer: Any = None
 
     def partitions(self, topic: str) -> list[int]:
         from confluent_kafka import KafkaException
@@ -272,13 +284,13 @@ class ConfluentClient:
                 }
             )
         producer = self._producer
-        outcome = {"delivered": 0, "error": None}
+        outcome = _Deliveries()
 
         def on_delivery(error: object, _message: object) -> None:
             if error is None:
-                outcome["delivered"] += 1
-            elif outcome["error"] is None:
-                outcome["error"] = error
+                outcome.delivered += 1
+            else:
+                outcome.error = outcome.error or str(error)
 
         sent = 0
         for key, value in messages:
@@ -292,9 +304,8 @@ class ConfluentClient:
             if sent % 10_000 == 0:
                 producer.poll(0)
         remaining = producer.flush(TIMEOUT_S)
-        if outcome["error"] is not None or remaining or outcome["delivered"] != sent:
-            reason = outcome["error"] or f"{remaining} message(s) still queued"
-            raise SeaportError(f"producing to {topic}: {outcome['delivered']} of {sent} delivered ({reason})")
+        if outcome.error or remaining or outcome.delivered != sent:
+            outcome.fail(topic, sent, outcome.error or f"{remaining} message(s) still queued")
         return sent
 
     def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]:
@@ -348,8 +359,8 @@ class KafkaPythonClient:
             )
         except KafkaError as e:
             raise _no_answer(bootstrap, type(e).__name__) from None
-        self._reader = None
-        self._producer = None
+        self._reader: Any = None
+        self._producer: Any = None
 
     def partitions(self, topic: str) -> list[int]:
         (found,) = self._admin.describe_topics([topic])
@@ -456,22 +467,21 @@ class KafkaPythonClient:
                 bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5
             )
         producer = self._producer
-        outcome = {"delivered": 0, "error": None}
+        outcome = _Deliveries()
 
         def delivered(_metadata: object) -> None:
-            outcome["delivered"] += 1
+            outcome.delivered += 1
 
         def failed(error: BaseException) -> None:
-            outcome["error"] = outcome["error"] or type(error).__name__
+            outcome.error = outcome.error or type(error).__name__
 
         sent = 0
         for key, value in messages:
             producer.send(topic, value=value, key=key).add_callback(delivered).add_errback(failed)
             sent += 1
         producer.flush(TIMEOUT_S)
-        if outcome["error"] is not None or outcome["delivered"] != sent:
-            reason = outcome["error"] or "delivery timed out"
-            raise SeaportError(f"producing to {topic}: {outcome['delivered']} of {sent} delivered ({reason})")
+        if outcome.error or outcome.delivered != sent:
+            outcome.fail(topic, sent, outcome.error or "delivery timed out")
         return sent
 
     def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]:
