@@ -7,9 +7,11 @@ import random
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from seaport import cli
@@ -35,12 +37,8 @@ def clean_warehouse(root: Path, rows: int = 2000) -> list[dict[str, str]]:
     """A warehouse like the pipeline's: pseudonyms, prefixes, ids, aggregates; no identifier."""
     people = [made_up() for _ in range(50)]
     (root / "parquet" / "security_events" / "date=2026-11-24").mkdir(parents=True)
-    con = duckdb.connect(str(root / "security.duckdb"))
-    con.execute(
-        "CREATE TABLE security_events (event_id VARCHAR, event_time TIMESTAMPTZ, subject_pseudonym VARCHAR, "
-        "device_pseudonym VARCHAR, ip_prefix VARCHAR, page_or_path VARCHAR, event_or_status VARCHAR, "
-        "user_agent VARCHAR, policy_version VARCHAR, key_id VARCHAR, n BIGINT)"
-    )
+    columns = ["event_id", "event_time", "subject_pseudonym", "device_pseudonym", "ip_prefix", "page_or_path",
+               "event_or_status", "user_agent", "policy_version", "key_id", "n"]  # fmt: skip
     data = []
     for i in range(rows):
         person = people[i % len(people)]
@@ -48,7 +46,7 @@ def clean_warehouse(root: Path, rows: int = 2000) -> list[dict[str, str]]:
         data.append(
             (
                 str(uuid.UUID(int=RNG.getrandbits(128), version=4)),
-                "2026-11-24 08:00:00+08",
+                datetime(2026, 11, 24, tzinfo=UTC),
                 P.pseudonymize(Purpose.SECURITY, "openid", person["openid"]),
                 P.pseudonymize(Purpose.SECURITY, "mac", person["mac"]),
                 prefix if i % 3 else "2001:db8:12::/48",
@@ -60,7 +58,9 @@ def clean_warehouse(root: Path, rows: int = 2000) -> list[dict[str, str]]:
                 i * 7919,
             )
         )
-    con.executemany("INSERT INTO security_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", data)
+    events = pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in data])  # noqa: F841
+    con = duckdb.connect(str(root / "security.duckdb"))
+    con.execute("CREATE TABLE security_events AS SELECT * FROM events")
     con.execute(
         f"COPY security_events TO '{root}/parquet/security_events/date=2026-11-24/part-0.parquet' (FORMAT parquet)"
     )
