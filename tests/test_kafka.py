@@ -278,3 +278,12 @@ def test_no_broker_is_a_fast_one_line_error(kind):
     with pytest.raises(SeaportError, match="no Kafka broker answers at 127.0.0.1:"):
         clients.make_client(kind, f"127.0.0.1:{free_port()}")
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_message_larger_than_the_broker_takes_is_a_one_line_error(kind, kafka_client, topic_prefix):
+    client = kafka_client(kind)
+    topic = topic_name("deadletter", topic_prefix)
+    with pytest.raises(SeaportError, match=r"1 of 2 delivered \(message 2 refused"):
+        client.produce(topic, [(None, b"small"), (None, b"x" * 2_000_000)])
+    assert [r.value for r in _read_all(client, topic)] == [b"small"]

@@ -268,7 +268,7 @@ class ConfluentClient:
 
     def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
         """Send (key, value) pairs idempotently with acks=all; returns how many were delivered."""
-        from confluent_kafka import Producer
+        from confluent_kafka import KafkaException, Producer
 
         self.partitions(topic)  # fail at once on a missing topic, not after the delivery timeout
         if self._producer is None:
@@ -300,6 +300,9 @@ class ConfluentClient:
                     break
                 except BufferError:  # local queue full: let deliveries drain it
                     producer.poll(0.1)
+                except KafkaException as e:  # refused before sending, e.g. larger than the broker allows
+                    producer.flush(TIMEOUT_S)
+                    outcome.fail(topic, sent + 1, f"message {sent + 1} refused: {e.args[0].str()}")
             sent += 1
             if sent % 10_000 == 0:
                 producer.poll(0)
@@ -460,6 +463,7 @@ class KafkaPythonClient:
     def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
         """Send (key, value) pairs idempotently with acks=all; returns how many were delivered."""
         from kafka import KafkaProducer
+        from kafka.errors import KafkaError
 
         self.partitions(topic)
         if self._producer is None:
@@ -477,7 +481,11 @@ class KafkaPythonClient:
 
         sent = 0
         for key, value in messages:
-            producer.send(topic, value=value, key=key).add_callback(delivered).add_errback(failed)
+            try:
+                producer.send(topic, value=value, key=key).add_callback(delivered).add_errback(failed)
+            except KafkaError as e:  # refused before sending, e.g. larger than the broker allows
+                producer.flush(TIMEOUT_S)
+                outcome.fail(topic, sent + 1, f"message {sent + 1} refused: {type(e).__name__}")
             sent += 1
         producer.flush(TIMEOUT_S)
         if outcome.error or outcome.delivered != sent:
