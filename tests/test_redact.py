@@ -175,6 +175,8 @@ def test_clean_page_redacts_allowed_values_and_drops_fragment():
         "Chrome 120",
         "/policy/query?tab=2",
         "1764000000000",  # epoch milliseconds
+        "33333.333333333336",  # an average cast to text: its fraction is no MAC
+        "1234.5622202123456789",  # nor a card
         "[phone] [openid]",
     ],
 )

@@ -36,15 +36,17 @@ SENSITIVE_QUERY_KEYS = {
 Finding = tuple[str, str]  # (kind, the text that matched): never printed or logged as is
 
 _SEP = r"[\s.+\-]"  # separators seen inside phone numbers ("+" is a form-encoded space)
-_PHONE = re.compile(rf"(?<!\d)(?:(?:\+|00)?86{_SEP}?)?1[3-9](?:{_SEP}?\d){{9}}(?!\d)")
-_ID_NUMBER = re.compile(r"(?<!\d)([1-8]\d{5})[ -]?(\d{8})[ -]?(\d{3}[\dXx])(?!\d)")
-_CARD_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,}(?!\d)")
+# Digit runs right after "<digit>." are fractions (e.g. an average cast to text), not numbers:
+# hence the (?<!\d\.) look-behinds below.
+_PHONE = re.compile(rf"(?<!\d)(?<!\d\.)(?:(?:\+|00)?86{_SEP}?)?1[3-9](?:{_SEP}?\d){{9}}(?!\d)")
+_ID_NUMBER = re.compile(r"(?<!\d)(?<!\d\.)([1-8]\d{5})[ -]?(\d{8})[ -]?(\d{3}[\dXx])(?!\d)")
+_CARD_RUN = re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,}(?!\d)")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _HEX2 = "[0-9A-Fa-f]{2}"
 _MAC = re.compile(
     rf"(?<![0-9A-Za-z:\-])(?:{_HEX2}(?P<sep>[:\-]){_HEX2}(?:(?P=sep){_HEX2}){{4}}"
     r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}"
-    r"|[0-9A-Fa-f]{12})(?![0-9A-Za-z:\-])"
+    r"|(?<!\d\.)[0-9A-Fa-f]{12})(?![0-9A-Za-z:\-])"
 )
 _IPV4 = re.compile(
     r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
@@ -53,7 +55,9 @@ _IPV6 = re.compile(r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4
 _PREFIX_LEN = re.compile(r"/(\d{1,3})(?!\d)")
 _OPENID = re.compile(r"(?<![A-Za-z0-9_\-])[oO][A-Za-z0-9_\-]{27}(?![A-Za-z0-9_\-])")
 _MARKER = re.compile(r"\[[a-z_]+\]")
-_KEYED_VALUE = re.compile(r"(?i)(?<=[?&;])(" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS) + r")=([^&#\s\"'<>]+)")
+_KEYED_VALUE = re.compile(
+    r"(?i)(?<=[?&;])(" + "|".join(re.escape(k) for k in SENSITIVE_QUERY_KEYS) + r")=([^&#\s\"'<>]+)"
+)
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
