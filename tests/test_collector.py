@@ -618,3 +618,15 @@ def test_metrics_histogram_is_cumulative() -> None:
     text = metrics.render()
     assert 'le="0.001"} 1' in text and 'le="0.005"} 3' in text and 'le="10.0"} 3' in text
     assert 'le="+Inf"} 4' in text and 'seaport_collector_request_duration_seconds_count{endpoint="pixel"} 4' in text
+
+
+def test_pixel_without_anonymous_id_uses_the_tracker_cookie(
+    collector: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    cookie_id = anonymous_id()
+    status, _, _ = request(
+        collector, "GET", "/p.gif?event=page_view&page=/home", headers={"Cookie": f"other=1; _sp_aid={cookie_id}"}
+    )
+    assert status == 200
+    (record,) = read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))
+    assert record.key == cookie_id.encode() and json.loads(record.value)["anonymous_id"] == cookie_id

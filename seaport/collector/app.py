@@ -75,8 +75,10 @@ def topic_names(prefix: str) -> dict[str, str]:
 # --- what the collector knows about a request -------------------------------------------------
 
 
-def request_facts(request: web.Request) -> RequestFacts:
-    """Receive time, client IP (socket or trusted proxy), user agent, and the GPC/DNT opt-out."""
+def request_facts(request: web.Request, with_cookie: bool = False) -> RequestFacts:
+    """Receive time, client IP (socket or trusted proxy), user agent, and the GPC/DNT opt-out.
+
+    The anonymous-id cookie is read only for pixels (parsing cookies costs on the hot path)."""
     limits = request.app[LIMITS]
     headers = request.headers
     return RequestFacts(
@@ -84,7 +86,7 @@ def request_facts(request: web.Request) -> RequestFacts:
         user_agent=headers.get("User-Agent"),
         opt_out=headers.get("Sec-GPC") == "1" or headers.get("DNT") == "1",
         received_at=now_utc(),
-        anonymous_cookie=request.cookies.get(ANONYMOUS_COOKIE),
+        anonymous_cookie=request.cookies.get(ANONYMOUS_COOKIE) if with_cookie and "Cookie" in headers else None,
     )
 
 
@@ -177,7 +179,7 @@ async def pixel(request: web.Request) -> web.Response:
     tells what happened (200 on the broker, 4xx refused, 503 retry later)."""
     status, reason = 200, ""
     try:
-        facts = request_facts(request)
+        facts = request_facts(request, with_cookie=True)
         _check_caller(request, facts.client_ip)
         message = beacon_message(beacon_from_query(request.query), facts)
         await _produce(request, "beacons.raw", "pixel", [message])

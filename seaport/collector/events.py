@@ -78,11 +78,12 @@ def stamp_beacon(event: Any, facts: RequestFacts) -> dict[str, Any]:
     """
     if not isinstance(event, dict):
         raise Rejected(400, "not_an_object")
+    received_at = facts.received_at.isoformat()
     event.setdefault("schema", "beacon/1")
     if not event.get("event_id"):
         event["event_id"] = str(uuid.uuid4())
     if not event.get("ts"):
-        event["ts"] = facts.received_at.isoformat()
+        event["ts"] = received_at
     if not event.get("anonymous_id") and facts.anonymous_cookie:
         event["anonymous_id"] = facts.anonymous_cookie
     network = event.get("network")
@@ -91,7 +92,7 @@ def stamp_beacon(event: Any, facts: RequestFacts) -> dict[str, Any]:
     if not network.get("user_agent") and facts.user_agent:
         network["user_agent"] = facts.user_agent[:2048]
     event["network"] = network
-    event["received_at"] = facts.received_at.isoformat()
+    event["received_at"] = received_at
     # Sec-GPC / DNT: the pipeline treats the event's analytics consent as not granted.
     event["opt_out"] = bool(facts.opt_out or event.get("opt_out") is True)
     return event
