@@ -89,19 +89,26 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card_span(run: str) -> tuple[int, int] | None:
-    """The longest sub-run of separator-delimited groups that is a card number (13-19 digits)."""
+def _card_spans(run: str) -> list[tuple[int, int]]:
+    """Card numbers (13-19 digits) in a run of separator-delimited digit groups, longest first,
+    then again to their left and right: a run can hold several cards, or a card and other digits."""
     groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", run)]
-    best: tuple[int, int] | None = None
-    for i in range(len(groups)):
-        for j in range(len(groups), i, -1):
-            start, end = groups[i][0], groups[j - 1][1]
-            digits = re.sub(r"\D", "", run[start:end])
-            if 13 <= len(digits) <= 19 and digits[0] in _CARD_FIRST_DIGITS and luhn_valid(digits):
-                if best is None or end - start > best[1] - best[0]:
-                    best = (start, end)
-                break
-    return best
+
+    def best_in(lo: int, hi: int) -> list[tuple[int, int]]:
+        best: tuple[int, int, int, int] | None = None  # (start, end, first group, last group + 1)
+        for i in range(lo, hi):
+            for j in range(hi, i, -1):
+                start, end = groups[i][0], groups[j - 1][1]
+                digits = re.sub(r"\D", "", run[start:end])
+                if 13 <= len(digits) <= 19 and digits[0] in _CARD_FIRST_DIGITS and luhn_valid(digits):
+                    if best is None or end - start > best[1] - best[0]:
+                        best = (start, end, i, j)
+                    break
+        if best is None:
+            return []
+        return [*best_in(lo, best[2]), (best[0], best[1]), *best_in(best[3], hi)]
+
+    return best_in(0, len(groups))
 
 
 def _ip_network_prefix(text: str, end: int, address: str) -> bool:
@@ -168,11 +175,15 @@ def _scan_part(text: str, found: list[Finding]) -> str:
         return None
 
     def card(m: re.Match[str]) -> str | None:
-        span = _card_span(m.group(0))
-        if span is None:
-            return None
         run = m.group(0)
-        return run[: span[0]] + mark("bank_card", m, run[span[0] : span[1]]) + run[span[1] :]
+        spans = _card_spans(run)
+        if not spans:
+            return None
+        out, last = [], 0
+        for start, end in spans:
+            out += [run[last:start], mark("bank_card", m, run[start:end])]
+            last = end
+        return "".join(out) + run[last:]
 
     def ip(m: re.Match[str]) -> str | None:
         address = m.group(0)
