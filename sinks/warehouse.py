@@ -229,6 +229,11 @@ class Warehouse:
     def close(self) -> None:
         self.con.close()
 
+    def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
+        row = self.con.execute(sql, params or []).fetchone()
+        assert row is not None
+        return row[0]
+
     def positions(self) -> dict[tuple[str, int], int]:
         """The next offset to read per (topic, partition), as stored with the data."""
         rows = self.con.execute("SELECT topic, partition, next_offset FROM st.positions").fetchall()
@@ -295,13 +300,13 @@ class Warehouse:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocked_subjects_sql("st.consent_changes", "st.erasures")
         )
-        before = con.execute("SELECT count(*) FROM st.analytics_events").fetchone()[0]
+        before = self._scalar("SELECT count(*) FROM st.analytics_events")
         con.execute(
             """INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics
                WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_st)
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
-        summary.events_stored = con.execute("SELECT count(*) FROM st.analytics_events").fetchone()[0] - before
+        summary.events_stored = self._scalar("SELECT count(*) FROM st.analytics_events") - before
         con.execute(
             "DELETE FROM st.analytics_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_st)"
         )
@@ -396,12 +401,12 @@ class Warehouse:
         con.execute("BEGIN")
         for table, sql in cells.items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql}")
-            suppressed[table] = con.execute(f"SELECT count(*) FROM cells WHERE _subjects < {k}").fetchone()[0]
+            suppressed[table] = self._scalar(f"SELECT count(*) FROM cells WHERE _subjects < {k}")
             con.execute(
                 f"""CREATE OR REPLACE TABLE main.{table} AS
                     SELECT * EXCLUDE (_subjects) FROM cells WHERE _subjects >= {k} ORDER BY ALL"""
             )
-            rows[table] = con.execute(f"SELECT count(*) FROM main.{table}").fetchone()[0]
+            rows[table] = self._scalar(f"SELECT count(*) FROM main.{table}")
         con.execute("DROP TABLE cells")
         con.execute("DROP TABLE ev")
         con.execute("CREATE OR REPLACE TABLE main.suppressed_cells (table_name VARCHAR, cells BIGINT)")
@@ -415,14 +420,12 @@ class Warehouse:
 
     def is_materialized(self) -> bool:
         """Whether the aggregates reflect the last committed run (a crash may fall in between)."""
-        exists = self.con.execute(
+        exists = self._scalar(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'analytics' AND table_name = 'ingest_runs'"
-        ).fetchone()[0]
+        )
         if not exists:
             return False
-        missing = self.con.execute(
-            "SELECT count(*) FROM st.runs WHERE run_id NOT IN (SELECT run_id FROM main.ingest_runs)"
-        ).fetchone()[0]
+        missing = self._scalar("SELECT count(*) FROM st.runs WHERE run_id NOT IN (SELECT run_id FROM main.ingest_runs)")
         return missing == 0
 
     def _copy_bookkeeping(self) -> None:
@@ -453,24 +456,12 @@ class Warehouse:
             shutil.rmtree(target, ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             day = "day" if table.endswith("_daily") else f"CAST(timezone('{tz}', hour) AS DATE)"
-            if self.con.execute(f"SELECT count(*) FROM main.{table}").fetchone()[0] == 0:
+            if self._scalar(f"SELECT count(*) FROM main.{table}") == 0:
                 continue
             self.con.execute(
                 f"""COPY (SELECT *, strftime({day}, '%Y-%m-%d') AS date FROM main.{table})
                     TO '{_sql_str(str(target))}' (FORMAT parquet, PARTITION_BY (date))"""
             )
-
-    def table_counts(self) -> dict[str, int]:
-        """Rows per table of the three files, for the run summary."""
-        out: dict[str, int] = {}
-        for db in ("analytics", "st", "sec"):
-            for (name,) in self.con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1", [db]
-            ).fetchall():
-                out[f"{'state' if db == 'st' else 'security' if db == 'sec' else db}.{name}"] = self.con.execute(
-                    f"SELECT count(*) FROM {db}.{name}"
-                ).fetchone()[0]
-        return out
 
 
 def _sql_str(s: str) -> str:
