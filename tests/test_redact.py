@@ -120,7 +120,7 @@ def flat(text: str) -> str:
     return SEPARATORS.sub("", text.lower())
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(FILLER, DELIMITERS, CANARIES, DELIMITERS), min_size=1, max_size=4), FILLER)
 def test_planted_identifiers_never_survive_redaction(pieces, tail):
     text = "".join(f"{before}{d1}{form}{d2}" for before, d1, (_, _, form), d2 in pieces) + tail
@@ -136,7 +136,7 @@ def pieces_canaries(pieces):
     return [canary for _, _, canary, _ in pieces]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(CANARIES)
 def test_each_kind_is_counted_under_its_own_name(canary):
     kind, core, form = canary
@@ -145,7 +145,7 @@ def test_each_kind_is_counted_under_its_own_name(canary):
     assert redacted == f"see [{kind}] here"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(CANARIES, st.sampled_from(["openid", "phone", "email", "idcard", "name", "token", "unionid"]))
 def test_clean_page_keeps_only_allowed_parameters(canary, key):
     _, core, form = canary
