@@ -305,4 +305,6 @@ def test_protect_beacon_is_fast_on_the_hot_path():
             POLICY.protect_beacon(b, P)
     per_event = (time.process_time() - start) / (4 * len(beacons))
     print(f"protect_beacon: {per_event * 1e6:.1f} us/event")
-    assert per_event < 30e-6  # ~10 us here with every event carrying a phone number; target < 20 us
+    # ~10 us on an idle machine with every event carrying a phone number (target < 20 us); the bound
+    # leaves room for a machine shared with other jobs, and still fails a per-field interpreter (80 us)
+    assert per_event < 50e-6
