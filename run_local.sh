@@ -36,13 +36,20 @@ if [ ! -f "$sent" ]; then
   mkdir -p .seaport/traffic
   $seaport simulate --users "$users" --days 1 --seed "$seed" --start "$day" --out "$traffic"
   say "sending the traffic through the collector (http://127.0.0.1:$collector_port)"
-  $seaport collect --port "$collector_port" > .seaport/collector.log 2>&1 &
+  # The replayer plays a reverse proxy: each simulated client's IP travels in X-Forwarded-For.
+  $seaport collect --port "$collector_port" --trusted-proxy 127.0.0.1 > .seaport/collector.log 2>&1 &
   collector=$!
   trap 'kill $collector 2>/dev/null || true' EXIT
   .venv/bin/python -m seaport.collector.replay --url "http://127.0.0.1:$collector_port" \
-    .seaport/traffic/"$day".*.jsonl
+    --refused-out ".seaport/traffic/$day.refused" .seaport/traffic/"$day".{consent.events,beacons.raw,access_logs.raw}.jsonl
   kill "$collector"; wait "$collector" 2>/dev/null || true
   trap - EXIT
+  say "erasure requests, and what the collector refused, straight into Kafka (the pipeline's dead letters)"
+  for f in .seaport/traffic/"$day".erasure.requests.jsonl .seaport/traffic/"$day".refused.*.jsonl; do
+    [ -f "$f" ] || continue
+    topic=${f%.jsonl}; topic=${topic##*/"$day".}; topic=${topic#refused.}
+    $seaport produce --topic "$topic" "$f"
+  done
   touch "$sent"
 else
   say "traffic of $day was sent already"

@@ -22,6 +22,7 @@ setup(
         "pydantic==2.14.4",
         "PyYAML==6.0.4",
         "aiohttp==3.14.5",
+        "uvloop==0.23.0",
     ],
     entry_points={"console_scripts": ["seaport=seaport.cli:main"]},
 )

@@ -38,6 +38,7 @@ class ReplayResult:
 
     accepted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     rejected: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    refused_lines: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     skipped_files: list[Path] = field(default_factory=list)
 
 
@@ -108,6 +109,7 @@ class _Replayer:
                 await self.send(topic, ip, [line])
         else:
             self.result.rejected[topic] += 1
+            self.result.refused_lines[topic] += lines
 
 
 async def replay_over_http_async(
@@ -175,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", type=float, default=30, help="seconds to wait for the collector to answer")
     parser.add_argument("files", nargs="+", type=Path, help="the FILE-stem.<topic>.jsonl files of simulate --out")
     parser.add_argument("--batch-size", type=int, default=20, help="events per request (default: %(default)s)")
+    parser.add_argument(
+        "--refused-out",
+        type=Path,
+        metavar="STEM",
+        help="write the lines the collector refused to STEM.<topic>.jsonl (to show the pipeline's dead letters)",
+    )
     args = parser.parse_args(argv)
     try:
         wait_until_up(args.base_url, args.wait)
@@ -186,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{topic}: {result.accepted[topic]} accepted, {result.rejected[topic]} refused by the collector")
     for path in result.skipped_files:
         print(f"skipped {path} (no HTTP endpoint for this topic)")
+    if args.refused_out:
+        for topic, lines in result.refused_lines.items():
+            path = Path(f"{args.refused_out}.{topic}.jsonl")
+            path.write_bytes(b"".join(line + b"\n" for line in lines))
+            print(f"refused lines: {path}")
     return 0
 
 
