@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -38,6 +39,8 @@ JVM_OPTIONS = [
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
 ]
+# The format tool runs for a second or two: a quick-starting JVM beats an optimizing one there.
+TOOL_JVM_OPTIONS = ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
 
 LOG4J2_PROPERTIES = """\
 status = warn
@@ -117,10 +120,24 @@ def _resolve_jars(libs: Path) -> None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the ephemeral range.
+
+    Not `bind(0)`: that hands out an ephemeral port, which any outgoing connection may take
+    while a broker that owns it is stopped, and its restart would then fail."""
+    low = _ephemeral_range_start()
+    for port in random.sample(range(max(1024, low - 12000), low), 50):
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_range_start() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
 
 
 def _port_in_use(port: int) -> bool:
@@ -233,9 +250,9 @@ class Broker:
         self.pid_file.unlink(missing_ok=True)
         return True
 
-    def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
+    def _java(self, libs: Path, main_class: str, *args: str, options: list[str] = JVM_OPTIONS) -> list[str]:
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
-        return ["java", *JVM_OPTIONS, log4j, "-cp", f"{libs}/*", main_class, *args]
+        return ["java", *options, log4j, "-cp", f"{libs}/*", main_class, *args]
 
     def _cluster_id(self) -> str | None:
         """The id written by `StorageTool format`: tells our broker from another one on the port."""
@@ -290,7 +307,7 @@ class Broker:
     def _format_storage(self, libs: Path, properties: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         command = self._java(libs, "kafka.tools.StorageTool", "format", "--standalone",
-                             "-t", cluster_id, "-c", str(properties))  # fmt: skip
+                             "-t", cluster_id, "-c", str(properties), options=TOOL_JVM_OPTIONS)  # fmt: skip
         with open(self.log_file, "ab") as log:
             done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
