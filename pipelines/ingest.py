@@ -352,6 +352,7 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
             )
             continue
         out.valid += 1
+        out.redactions.update(policy.leak_attempts(raw))
         position = {"_partition": rec.partition, "_offset": rec.offset}
         if topic == "beacons.raw":
             analytics_row, security_row, found = policy.protect_beacon(msg, pseudonymizer)
@@ -446,7 +447,10 @@ def format_summary(s: RunSummary, root: Path) -> str:
         f"{s.erasure_requests} erasure requests",
     ]
     if s.redactions:
-        lines.append("  redacted in free text: " + ", ".join(f"{k} {v}" for k, v in s.redactions.items()))
+        lines.append(
+            "  redacted or dropped (personal data in free text, registration fields): "
+            + ", ".join(f"{k} {v}" for k, v in s.redactions.items())
+        )
     if s.rows:
         lines.append("  analytics rows: " + ", ".join(f"{t} {n}" for t, n in s.rows.items()))
         lines.append("  suppressed cells (< k subjects): " + ", ".join(f"{t} {n}" for t, n in s.suppressed.items()))

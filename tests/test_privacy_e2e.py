@@ -123,7 +123,9 @@ def canary_event(rng: random.Random, canaries: list[str], malformed: bool) -> by
             "country": "CN",
             "city": "Hangzhou",
             "language": "zh_CN",
+            "phone": ids["phone"],
         },
+        "id_number": ids["idno"],  # registration data: never enters, counted as a leak attempt
         "device": {
             "model": "iPhone15,2",
             "mac": ids["mac"].upper().replace(":", "-"),
@@ -191,6 +193,11 @@ def test_planted_canaries_never_come_out(kafka_bootstrap, tmp_path_factory, seed
     key.write_bytes(os.urandom(32))
     warehouse = tmp / "wh"
     ingest(kafka_bootstrap, prefix, warehouse, key, "--k", "1")
+
+    con = duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
+    counted = json.loads(con.execute("SELECT redactions FROM ingest_runs").fetchone()[0])
+    con.close()
+    assert counted["leak_attempt:phone"] == counted["leak_attempt:id_number"] == events - malformed
 
     found = audit(warehouse, canaries, tmp)
     assert found.returncode == 0, found.stdout[-2000:] + found.stderr[-2000:]

@@ -213,6 +213,10 @@ class FieldPolicy:
         if not isinstance(version, str) or not version.strip():
             raise self._fail('no `version = "..."` at the top')
         self.version = version
+        fields = doc.pop("registration_fields", [])
+        if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
+            raise self._fail("registration_fields must be a list of field names")
+        self._registration = tuple((f, f'"{f}"'.encode()) for f in fields)
         unknown = set(doc) - set(SCHEMAS)
         if unknown:
             raise self._fail(f"unknown message kind(s): {', '.join(sorted(unknown))}")
@@ -319,6 +323,25 @@ class FieldPolicy:
         return Step(where.split(".", 1)[1], path, verb, method, column, is_datetime, rule.get("fallback", False))
 
     # --- applying it ---
+
+    def leak_attempts(self, raw: bytes) -> Counts:
+        """Registration fields a raw message carried (dropped by the models), to count them."""
+        counts: Counts = Counter()
+        if not any(quoted in raw for _, quoted in self._registration):
+            return counts  # the common case: a substring test, no second parse
+        import json
+
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            return counts
+        if not isinstance(doc, dict):
+            return counts
+        user = doc["user"] if isinstance(doc.get("user"), dict) else {}
+        for name, _ in self._registration:
+            if doc.get(name) not in (None, "") or user.get(name) not in (None, ""):
+                counts[f"leak_attempt:{name}"] += 1
+        return counts
 
     def consent_gated_columns(self) -> list[str]:
         """Analytics columns usable only while the subject's analytics consent is granted (R2, R3)."""
