@@ -289,7 +289,8 @@ class ValidateAndProtect(beam.DoFn):
                 self.counters[name] = Metrics.counter("ingest", name)
             self.counters[name].inc(n)
 
-    def process(self, element: tuple[OffsetRange, list[Any]]) -> Iterator[None]:
+    def process(self, element: tuple[OffsetRange, list[Any]]) -> Iterator[tuple[str, int]]:
+        """Yields (staged kind, rows staged) per file written."""
         r, records = element
         if not records:
             return
@@ -297,13 +298,13 @@ class ValidateAndProtect(beam.DoFn):
         name = f"{r.topic}-{r.partition}-{records[0].offset}"
         for kind, rows in staged.rows.items():
             write_staged(self.staging, kind, name, rows)
+            yield kind, len(rows)
         self._count("messages", len(records))
         self._count("valid", staged.valid)
         for kind in ("deadletter", "consent", "erasure"):
             self._count(kind, len(staged.rows.get(kind, [])))
         for kind, n in staged.redactions.items():
             self._count(f"redacted_{kind}", n)
-        yield from ()
 
 
 class StagedBatch:

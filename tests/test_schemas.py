@@ -1,0 +1,120 @@
+"""The message models: exactly the contract, clear reasons for what they reject."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.models import AccessLog, Beacon, ConsentChange, ErasureRequest, validation_reason
+
+BEACON = {
+    "schema": "beacon/1",
+    "event_id": "0b6f1f8e-6a54-4f64-9a25-8a3d7f0f2f41",
+    "event": "page_view",
+    "ts": "2026-11-24T08:15:30.123Z",
+    "anonymous_id": "c-6f9a2e",
+    "session_id": "s-19ab",
+    "page": "/policy/query",
+    "referrer": "/home",
+    "element": None,
+    "duration_ms": None,
+    "user": {
+        "openid": "o-test",
+        "unionid": "u-test",
+        "nickname": "n",
+        "avatar_url": "a",
+        "gender": "female",
+        "country": "CN",
+        "city": "Shanghai",
+        "language": "zh_CN",
+    },
+    "device": {"model": "iPhone15,2", "mac": "02:00:00:00:00:01", "os": "iOS", "os_version": "17.1.2"},
+    "network": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0"},
+}
+
+
+def reason(model, doc) -> str:
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    with pytest.raises(ValidationError) as e:
+        model.model_validate_json(raw)
+    return validation_reason(e.value)
+
+
+def test_the_contract_example_validates_and_names_its_subject():
+    b = Beacon.model_validate_json(json.dumps(BEACON))
+    assert b.subject.kind == "openid" and b.subject.value == "o-test"
+    anonymous = Beacon.model_validate_json(json.dumps({k: v for k, v in BEACON.items() if k != "user"}))
+    assert anonymous.subject.kind == "anonymous_id" and anonymous.subject.value == "c-6f9a2e"
+    assert Beacon.model_validate_json(json.dumps(BEACON | {"user": {"gender": "male"}})).subject.kind == "anonymous_id"
+
+
+def test_unknown_fields_are_dropped_not_passed_through():
+    b = Beacon.model_validate_json(json.dumps(BEACON | {"phone": "x", "user": BEACON["user"] | {"email": "y"}}))
+    assert "phone" not in b.model_dump() and "email" not in b.model_dump()["user"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (b"{nope", "not_json"),
+        (b"[1]", "not_an_object"),
+        (BEACON | {"schema": "beacon/2"}, "wrong_schema"),
+        ({k: v for k, v in BEACON.items() if k != "ts"}, "missing_field:ts"),
+        (BEACON | {"ts": "2026-11-24T08:15:30"}, "wrong_field:ts"),
+        (BEACON | {"event": "scroll"}, "wrong_field:event"),
+        (BEACON | {"event": "click"}, "invalid:message"),
+        (BEACON | {"event": "page_leave"}, "invalid:message"),
+        (BEACON | {"duration_ms": -1}, "wrong_field:duration_ms"),
+        (BEACON | {"page": "x" * 3000}, "wrong_field:page"),
+        (BEACON | {"user": "o-test"}, "wrong_type:user"),
+    ],
+)
+def test_beacon_rejections_have_stable_reasons(doc, expected):
+    assert reason(Beacon, doc) == expected
+
+
+def test_click_and_page_leave_carry_their_fields():
+    assert Beacon.model_validate_json(json.dumps(BEACON | {"event": "click", "element": "btn"})).element == "btn"
+    leave = Beacon.model_validate_json(json.dumps(BEACON | {"event": "page_leave", "duration_ms": 1500}))
+    assert leave.duration_ms == 1500
+
+
+def test_access_consent_and_erasure_messages():
+    access = {
+        "schema": "access/1",
+        "ts": "2026-11-24T08:00:00+08:00",
+        "ip": "203.0.113.7",
+        "method": "GET",
+        "path": "/",
+        "status": 200,
+        "bytes": 5,
+        "duration_ms": 3,
+        "user_agent": "x",
+        "referrer": None,
+    }
+    assert AccessLog.model_validate_json(json.dumps(access)).status == 200
+    assert reason(AccessLog, access | {"status": 700}) == "wrong_field:status"
+    consent = {
+        "schema": "consent/1",
+        "ts": "2026-11-24T08:00:00Z",
+        "subject": {"openid": "o"},
+        "analytics": "granted",
+        "minor": True,
+        "guardian_consent": None,
+    }
+    assert ConsentChange.model_validate_json(json.dumps(consent)).minor_without_guardian
+    assert not ConsentChange.model_validate_json(
+        json.dumps(consent | {"guardian_consent": True})
+    ).minor_without_guardian
+    assert reason(ConsentChange, consent | {"analytics": "maybe"}) == "wrong_field:analytics"
+    assert reason(ConsentChange, consent | {"subject": {"openid": "o", "anonymous_id": "c"}}) == "invalid:subject"
+    erasure = {
+        "schema": "erasure/1",
+        "ts": "2026-11-24T08:00:00Z",
+        "subject": {"anonymous_id": "c"},
+        "request_id": "r1",
+    }
+    assert ErasureRequest.model_validate_json(json.dumps(erasure)).subject.kind == "anonymous_id"
+    assert reason(ErasureRequest, erasure | {"subject": {}}) == "invalid:subject"
