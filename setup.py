@@ -23,6 +23,7 @@ setup(
         "PyYAML==6.0.4",
         "aiohttp==3.14.5",
         "uvloop==0.23.0",
+        "lz4==4.4.5",
     ],
     entry_points={"console_scripts": ["seaport=seaport.cli:main"]},
 )
