@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     client = make_client(args.kafka_client, args.bootstrap)
     warehouse = Warehouse(args.warehouse, tz=args.timezone, k=args.k)
     stop = _StopFlag()
+    was_idle = False
     try:
         while True:
             summary = ingest_once(
@@ -117,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
                 retention_days=args.security_retention_days,
                 max_batch=args.max_batch,
             )
-            print(format_summary(summary, warehouse.root), flush=True)
+            idle = not summary.rows
+            if not (args.streaming and idle and was_idle):  # streaming: say "caught up" once, not every poll
+                print(format_summary(summary, warehouse.root), flush=True)
+            was_idle = idle
             if not args.streaming or stop.requested:
                 return 0
             stop.wait(args.poll_seconds)
