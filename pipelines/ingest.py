@@ -177,24 +177,10 @@ def ingest_once(
         }
         publish_deadletters(client, staging, prefix)
     warehouse.commit_run(summary, staging, policy.consent_gated_columns(), retention_days)
-    summary.duplicates = max(
-        0, summary.valid - summary.consent_changes - summary.erasure_requests - _security_stored(summary, warehouse)
-    )
     warehouse.materialize(summary)
     client.commit(group, {(r.kafka_topic, r.partition): r.end for r in pending})
     shutil.rmtree(staging_root, ignore_errors=True)
     return summary
-
-
-def _security_stored(summary: RunSummary, warehouse: Warehouse) -> int:
-    """Valid events of the run that are stored (beacons and access logs), to derive duplicates."""
-    return (
-        warehouse.con.execute(
-            "SELECT count(*) FROM sec.security_events WHERE event_id IN (SELECT event_id FROM staged_security)"
-        ).fetchone()[0]
-        if summary.valid
-        else 0
-    )
 
 
 def plan_ranges(client: Any, stored: dict[tuple[str, int], int], group: str, prefix: str) -> list[OffsetRange]:

@@ -273,11 +273,15 @@ class Warehouse:
             """UPDATE sec.deadletters SET subject_pseudonym = NULL, payload = NULL
                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"""
         )
-        con.execute(
+        kept = self._scalar(
+            "SELECT count(*) FROM staged_security WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_sec)"
+        )
+        inserted = self._scalar(
             """INSERT INTO sec.security_events SELECT * EXCLUDE (_partition, _offset) FROM staged_security
                WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_sec)
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
+        summary.duplicates = kept - inserted  # seen before, in this run or an earlier one
         con.execute(
             "DELETE FROM sec.security_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"
         )

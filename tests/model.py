@@ -201,6 +201,15 @@ def _malformed(rng: random.Random, j: int, people: list[dict]) -> tuple[str, byt
 # --------------------------------------------------------------------------------------------
 def expected_tables(ds: Dataset, k: int) -> dict[str, set[tuple]]:
     """Each analytics table as a set of row tuples in the contract's column order."""
+    return _expected(ds, k)[0]
+
+
+def expected_duplicates(ds: Dataset) -> int:
+    """Valid beacons of subjects that count, minus their distinct event ids."""
+    return _expected(ds, 1)[1]
+
+
+def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
     consent: dict[tuple, list] = defaultdict(list)
     for raw in ds.messages["consent.events"]:
         doc = _loads(raw)
@@ -218,13 +227,17 @@ def expected_tables(ds: Dataset, k: int) -> dict[str, set[tuple]]:
     blocked = {s for s, changes in consent.items() if changes[-1][2]}
 
     events: dict[str, dict] = {}
+    duplicates = 0
     for raw in ds.messages["beacons.raw"]:
         doc = _loads(raw)
-        if doc is None or not _valid_beacon(raw, doc) or doc["event_id"] in events:
+        if doc is None or not _valid_beacon(raw, doc):
             continue
         user = doc.get("user") or {}
         subj = ("openid", user["openid"]) if user.get("openid") else ("anonymous_id", doc["anonymous_id"])
         if subj in blocked:
+            continue
+        if doc["event_id"] in events:
+            duplicates += 1
             continue
         t = _ts(doc["ts"])
         state = [c for c in consent.get(subj, []) if c[0] <= t]
@@ -298,7 +311,7 @@ def expected_tables(ds: Dataset, k: int) -> dict[str, set[tuple]]:
         durations = [sum(e["duration_ms"] for e in rows if e["event"] == "page_leave") for rows in day_sessions]
         bounces = [sum(e["event"] == "page_view" for e in rows) <= 1 for rows in day_sessions]
         tables["sessions_daily"].add((d, len(day_sessions), _mean(durations), _mean([float(b) for b in bounces])))
-    return tables
+    return tables, duplicates
 
 
 def _valid_beacon(raw: bytes, doc: dict) -> bool:

@@ -17,7 +17,7 @@ import pytest
 
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import topic_name
-from tests.model import build_dataset, expected_tables, normalize, rounded
+from tests.model import build_dataset, expected_duplicates, expected_tables, normalize, rounded
 
 TABLE_COLUMNS = {
     "page_views_hourly": "hour, page, views, visitors, avg_duration_ms",
@@ -99,6 +99,10 @@ def test_every_cell_matches_the_independent_model(kafka_bootstrap, topic_prefix,
         for table in TABLE_COLUMNS:
             assert actual[table] == expected[table], table
         assert sum(len(rows) for rows in expected.values()) > (200 if k == 1 else 10)
+    con = duckdb.connect(str(tmp_path / "wh-k1" / "analytics.duckdb"), read_only=True)
+    duplicates = con.execute("SELECT sum(duplicates) FROM ingest_runs").fetchone()[0]
+    con.close()
+    assert duplicates == expected_duplicates(ds) > 0
     # k=3 suppresses what k=1 publishes, and says how much
     suppressed = dict(bookkeeping(tmp_path / "wh-k3")["suppressed_cells"])
     assert sum(suppressed.values()) > 0
