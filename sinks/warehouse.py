@@ -304,13 +304,11 @@ class Warehouse:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocked_subjects_sql("st.consent_changes", "st.erasures")
         )
-        before = self._scalar("SELECT count(*) FROM st.analytics_events")
-        con.execute(
+        summary.events_stored = self._scalar(
             """INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics
                WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_st)
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
-        summary.events_stored = self._scalar("SELECT count(*) FROM st.analytics_events") - before
         con.execute(
             "DELETE FROM st.analytics_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_st)"
         )
