@@ -36,11 +36,22 @@ def summarize(root: Path) -> str:
             lines.append(f"  {table:<18} {n:>7} rows   {suppressed.get(table, 0):>6} suppressed")
     finally:
         con.close()
+    lines.append(_quality(root))
     lines.append("files:")
     for rel in ("analytics.duckdb", "security.duckdb", "parquet/", "dashboard.html", "reports/"):
         if (root / rel).exists():
             lines.append(f"  {root / rel}")
     return "\n".join(lines)
+
+
+def _quality(root: Path) -> str:
+    from sinks.quality import check_warehouse
+
+    report = check_warehouse(root)
+    if report.ok:
+        return f"data quality (Great Expectations): all {report.evaluated} expectations met"
+    failed = "; ".join(f"{f.table} {f.expectation} {f.column}: {f.detail}" for f in report.failures)
+    return f"data quality (Great Expectations): {len(report.failures)} of {report.evaluated} failed: {failed}"
 
 
 def main() -> None:

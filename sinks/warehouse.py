@@ -313,10 +313,8 @@ class Warehouse:
             "DELETE FROM st.analytics_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_st)"
         )
         self._withhold_profiles_without_consent(gated_columns)
-        con.executemany(
-            "INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)",
-            [[r.topic, r.partition, r.end] for r in summary.ranges],
-        )
+        for r in summary.ranges:
+            con.execute("INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)", [r.topic, r.partition, r.end])
         con.execute(
             "INSERT OR REPLACE INTO st.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -369,7 +367,7 @@ class Warehouse:
             "page_views_hourly": """
                 SELECT hour, page,
                        count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views,
-                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
+                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted AND event = 'page_view') AS visitors,
                        avg(duration_ms) FILTER (WHERE event = 'page_leave') AS avg_duration_ms,
                        count(DISTINCT subject_pseudonym) AS _subjects
                 FROM ev WHERE event IN ('page_view', 'page_leave') GROUP BY ALL""",

@@ -277,7 +277,7 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
             h,
             page,
             sum(e["event"] == "page_view" for e in rows),
-            visitors(rows),
+            visitors([e for e in rows if e["event"] == "page_view"]),
             _mean([e["duration_ms"] for e in rows if e["event"] == "page_leave"]),
         )
         for (h, page), rows in cells(

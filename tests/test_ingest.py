@@ -17,6 +17,7 @@ import pytest
 
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import topic_name
+from sinks.quality import check_warehouse
 from tests.model import build_dataset, expected_duplicates, expected_tables, normalize, rounded
 
 TABLE_COLUMNS = {
@@ -99,6 +100,8 @@ def test_every_cell_matches_the_independent_model(kafka_bootstrap, topic_prefix,
         for table in TABLE_COLUMNS:
             assert actual[table] == expected[table], table
         assert sum(len(rows) for rows in expected.values()) > (200 if k == 1 else 10)
+    quality = check_warehouse(tmp_path / "wh-k1", k=1)
+    assert quality.ok and quality.evaluated > 30, quality.failures
     con = duckdb.connect(str(tmp_path / "wh-k1" / "analytics.duckdb"), read_only=True)
     duplicates = con.execute("SELECT sum(duplicates) FROM ingest_runs").fetchone()[0]
     con.close()
