@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -47,6 +48,7 @@ from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
 SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
+PARALLEL_FROM = 200_000  # messages in a run from which the local runner uses every core
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 bootstrap=args.bootstrap,
                 retention_days=args.security_retention_days,
                 max_batch=args.max_batch,
+                verbose=sys.stderr.isatty(),
             )
             idle = not summary.rows
             if not (args.streaming and idle and was_idle):  # streaming: say "caught up" once, not every poll
@@ -146,6 +149,7 @@ def ingest_once(
     bootstrap: str,
     retention_days: int,
     max_batch: int = 5000,
+    verbose: bool = False,
 ) -> RunSummary:
     """One bounded run: plan ranges, read+protect+stage with Beam, commit, materialize, commit offsets."""
     summary = RunSummary(
@@ -163,7 +167,9 @@ def ingest_once(
     shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that died: never committed
     staging = staging_root / summary.run_id
     staging.mkdir(parents=True)
+    clock = _Clock(summary.timings, verbose)
     if pending:
+        clock.start(f"reading and protecting {sum(r.end - r.start for r in pending):,} messages (Beam, {runner})")
         counts = run_pipeline(
             pending, staging, policy, pseudonymizer, kafka_client, bootstrap, runner, beam_args, max_batch
         )
@@ -176,11 +182,34 @@ def ingest_once(
             k.removeprefix("redacted_"): v for k, v in sorted(counts.items()) if k.startswith("redacted_")
         }
         publish_deadletters(client, staging, prefix)
+    clock.start("storing (security, then state with the offsets)")
     warehouse.commit_run(summary, staging, policy.consent_gated_columns(), retention_days)
+    clock.start("publishing the aggregates (analytics.duckdb, parquet/)")
     warehouse.materialize(summary)
+    clock.stop()
     client.commit(group, {(r.kafka_topic, r.partition): r.end for r in pending})
     shutil.rmtree(staging_root, ignore_errors=True)
     return summary
+
+
+class _Clock:
+    """Times the phases of a run into `timings`; on long runs, says what it is doing (stderr)."""
+
+    def __init__(self, timings: dict[str, float], verbose: bool) -> None:
+        self.timings, self.verbose = timings, verbose
+        self.phase: str | None = None
+        self.started = 0.0
+
+    def start(self, phase: str) -> None:
+        self.stop()
+        self.phase, self.started = phase, time.perf_counter()
+        if self.verbose:
+            print(f"ingest: {phase} ...", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        if self.phase is not None:
+            self.timings[self.phase.split(" (")[0]] = round(time.perf_counter() - self.started, 1)
+            self.phase = None
 
 
 def plan_ranges(client: Any, stored: dict[tuple[str, int], int], group: str, prefix: str) -> list[OffsetRange]:
@@ -218,7 +247,8 @@ def run_pipeline(
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    options = PipelineOptions([f"--runner={runner}", *beam_args])
+    messages = sum(r.end - r.start for r in ranges)
+    options = PipelineOptions([f"--runner={runner}", *local_parallelism(runner, beam_args, messages), *beam_args])
     pipeline = beam.Pipeline(options=options)
     (
         pipeline
@@ -236,6 +266,19 @@ def run_pipeline(
             counter.committed or counter.attempted or 0
         )
     return counts
+
+
+def local_parallelism(runner: str, beam_args: list[str], messages: int) -> list[str]:
+    """On the in-process runner, a large run uses every core, one worker process each (the hot
+    path is Python, so threads would share one core). Small runs stay in one process: starting
+    workers costs seconds. Explicit `--direct_num_workers` wins."""
+    if runner != "FnApiRunner" or messages < PARALLEL_FROM or any("direct_num_workers" in a for a in beam_args):
+        return []
+    return [
+        f"--direct_num_workers={os.cpu_count() or 1}",
+        "--direct_running_mode=multi_processing",
+        "--default_sdk_harness_log_level=WARNING",
+    ]
 
 
 def split_range(r: OffsetRange, size: int) -> Iterator[OffsetRange]:
@@ -445,6 +488,8 @@ def format_summary(s: RunSummary, root: Path) -> str:
     if s.rows:
         lines.append("  analytics rows: " + ", ".join(f"{t} {n}" for t, n in s.rows.items()))
         lines.append("  suppressed cells (< k subjects): " + ", ".join(f"{t} {n}" for t, n in s.suppressed.items()))
+    if s.timings:
+        lines.append("  took: " + ", ".join(f"{phase} {seconds} s" for phase, seconds in s.timings.items()))
     lines.append(f"  warehouse: {root}/analytics.duckdb, {root}/security.duckdb, {root}/parquet/")
     return "\n".join(lines)
 

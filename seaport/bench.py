@@ -34,8 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(accepts_extra=True)
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mib() -> tuple[float, float]:
+    """Peak resident memory of this process, and of the largest worker process it started."""
+    return (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         kafka_client=args.kafka_client,
         bootstrap=args.bootstrap,
         retention_days=100_000,
+        verbose=True,
     )
     ingest_s = time.perf_counter() - t0
     warehouse.close()
@@ -100,8 +105,10 @@ def run(args: argparse.Namespace) -> int:
         f"ingest end to end     {ingest_rate:>12,.0f} msg/s   ({summary.messages:,} in {ingest_s:.1f} s, runner {args.runner})"
     )
     print(f"ingest / raw          {ingest_rate / raw_rate if raw_rate else 0:>12.3f}")
-    print(f"peak memory (RSS)     {_peak_rss_mib():>12,.0f} MiB")
+    main_rss, worker_rss = _peak_rss_mib()
+    print(f"peak memory (RSS)     {main_rss:>12,.0f} MiB   (largest worker process: {worker_rss:,.0f} MiB)")
     print(f"stored events         {summary.events_stored:>12,}   dead letters {summary.deadletters:,}")
+    print("ingest phases         " + ", ".join(f"{phase} {seconds} s" for phase, seconds in summary.timings.items()))
     if args.keep:
         print(f"warehouse             {root / 'warehouse'}")
     else:

@@ -189,6 +189,7 @@ class RunSummary:
     redactions: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     suppressed: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     def ranges_json(self) -> str:
         return json.dumps(

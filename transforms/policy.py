@@ -216,7 +216,9 @@ class FieldPolicy:
         fields = doc.pop("registration_fields", [])
         if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
             raise self._fail("registration_fields must be a list of field names")
-        self._registration = tuple((f, f'"{f}"'.encode()) for f in fields)
+        self._registration = tuple(fields)
+        # One regex pass over the raw bytes: this runs on every valid message.
+        self._registration_key = re.compile(rb'"(?:' + b"|".join(re.escape(f.encode()) for f in fields) + rb')"\s*:')
         unknown = set(doc) - set(SCHEMAS)
         if unknown:
             raise self._fail(f"unknown message kind(s): {', '.join(sorted(unknown))}")
@@ -327,8 +329,8 @@ class FieldPolicy:
     def leak_attempts(self, raw: bytes) -> Counts:
         """Registration fields a raw message carried (dropped by the models), to count them."""
         counts: Counts = Counter()
-        if not any(quoted in raw for _, quoted in self._registration):
-            return counts  # the common case: a substring test, no second parse
+        if not self._registration or not self._registration_key.search(raw):
+            return counts  # the common case: no second parse
         import json
 
         try:
@@ -338,7 +340,7 @@ class FieldPolicy:
         if not isinstance(doc, dict):
             return counts
         user = doc["user"] if isinstance(doc.get("user"), dict) else {}
-        for name, _ in self._registration:
+        for name in self._registration:
             if doc.get(name) not in (None, "") or user.get(name) not in (None, ""):
                 counts[f"leak_attempt:{name}"] += 1
         return counts
