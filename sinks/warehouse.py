@@ -212,7 +212,7 @@ def write_staged(staging: Path, kind: str, name: str, rows: list[dict[str, Any]]
 class Warehouse:
     """One warehouse folder, opened by one run at a time (DuckDB's file lock enforces it)."""
 
-    def __init__(self, root: Path, tz: str = "Asia/Shanghai", k: int = 5, read_only: bool = False):
+    def __init__(self, root: Path, tz: str = "Asia/Shanghai", k: int = 5):
         self.root = Path(root)
         self.tz = tz
         self.k = k
