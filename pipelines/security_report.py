@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seaport.errors import SeaportError
-from transforms.anomalies import DETECTORS, EVENT_COLUMNS, Anomaly, SecurityEvent, Thresholds
+from transforms.anomalies import DETECTORS, EVENT_COLUMNS, Anomaly, SecurityEvent, Thresholds, worst_first
 
 if TYPE_CHECKING:  # heavy imports only when the command runs
     import apache_beam as beam
@@ -158,7 +158,7 @@ def summarize_day(events: list[SecurityEvent]) -> dict[str, int]:
 
 def publish(anomalies: list[Anomaly], summary: dict[str, int], report_day: ReportDay) -> str:
     """Write the anomalies table, then the report file (atomically); return the report's path."""
-    ordered = sorted(anomalies, key=lambda a: (-a.score, a.kind, a.subject_pseudonym or ""))
+    ordered = worst_first(anomalies)
     write_day_anomalies(report_day, ordered)
     path = report_day.report_path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -223,7 +223,11 @@ DETECTORS: dict[str, Detector] = {
 }
 
 
+def worst_first(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
+    """Findings by descending score, then kind and pseudonym: a stable order for the table and report."""
+    return sorted(anomalies, key=lambda a: (-a.score, a.kind, a.subject_pseudonym or ""))
+
+
 def detect_all(events: list[SecurityEvent], thresholds: Thresholds = Thresholds()) -> list[Anomaly]:
     """Every detector over one day's events, worst first."""
-    found = [a for detector in DETECTORS.values() for a in detector(events, thresholds)]
-    return sorted(found, key=lambda a: (-a.score, a.kind, a.subject_pseudonym or ""))
+    return worst_first(a for detector in DETECTORS.values() for a in detector(events, thresholds))
