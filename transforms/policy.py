@@ -349,18 +349,14 @@ class FieldPolicy:
         """Analytics columns usable only while the subject's analytics consent is granted (R2, R3)."""
         return list(self._gated)
 
-    def plan_source(self, kind: str, purpose: Purpose, p: Pseudonymizer) -> str:
-        """The Python code the policy runs for one message kind and purpose (for review)."""
-        return self._generate(kind, purpose, p)[0]
-
     def _builders(self, p: Pseudonymizer) -> dict[BuilderKey, Builder]:
         bound_to, builders = self._bound
         if bound_to is not p:
-            builders = {(kind, purpose.value): self._generate(kind, purpose, p)[1] for kind, purpose in self._plans}
+            builders = {(kind, purpose.value): self._generate(kind, purpose, p) for kind, purpose in self._plans}
             self._bound = (p, builders)  # one assignment: safe for threads sharing the policy
         return builders
 
-    def _generate(self, kind: str, purpose: Purpose, p: Pseudonymizer) -> tuple[str, Builder]:
+    def _generate(self, kind: str, purpose: Purpose, p: Pseudonymizer) -> Builder:
         """Compile a plan into straight-line Python: this runs per event, so no loop, no lookups."""
         template: dict[str, Any] = dict.fromkeys(ROW_COLUMNS[(kind, purpose)])
         template.update(policy_version=self.version, key_id=p.key_id)
@@ -398,7 +394,7 @@ class FieldPolicy:
         lines.append("    return row")
         source = "\n".join(lines) + "\n"
         exec(compile(source, f"<field policy {kind}/{purpose.value}>", "exec"), env)  # noqa: S102
-        return source, env["build"]
+        return env["build"]
 
     def protect_beacon(self, b: Beacon, p: Pseudonymizer) -> tuple[dict, dict, Counts]:
         """(analytics_row, security_row, redactions by kind) of one beacon event (R1, R2, R4)."""
