@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.html import NO_DATA, column_chart, esc, fmt, hbar_chart, page, table
+from seaport.cli import check_timezone
 from seaport.errors import SeaportError
 
 ANALYTICS_DB = "analytics.duckdb"
@@ -222,10 +223,7 @@ def run(args: argparse.Namespace) -> int:
     warehouse = Path(args.warehouse)
     if not warehouse.is_dir():
         raise SeaportError(f"warehouse directory {str(warehouse)!r} does not exist")
-    try:
-        zoneinfo.ZoneInfo(args.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise SeaportError(f"unknown --timezone {args.timezone!r}") from None
+    check_timezone(args.timezone)
     out = Path(args.out) if args.out else warehouse / "dashboard.html"
     print(f"dashboard: {build_dashboard(warehouse, out, args.timezone)}")
     return 0

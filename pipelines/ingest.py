@@ -41,7 +41,7 @@ from apache_beam.metrics import Metrics
 from pydantic import ValidationError
 
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
-from seaport.cli import add_kafka_options
+from seaport.cli import add_kafka_options, check_timezone
 from seaport.errors import SeaportError
 from seaport.kafka.topics import add_prefix_option, topic_name
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     # Everything that can refuse to run does so before a single message is read.
     policy = FieldPolicy.load()
     pseudonymizer = Pseudonymizer.from_environment(dev=args.dev, dev_dir=Path(".seaport"))
-    _check_timezone(args.timezone)
+    check_timezone(args.timezone)
     client = make_client(args.kafka_client, args.bootstrap)
     warehouse = Warehouse(args.warehouse, tz=args.timezone, k=args.k)
     stop = _StopFlag()
@@ -492,15 +492,6 @@ def format_summary(s: RunSummary, root: Path) -> str:
         lines.append("  took: " + ", ".join(f"{phase} {seconds} s" for phase, seconds in s.timings.items()))
     lines.append(f"  warehouse: {root}/analytics.duckdb, {root}/security.duckdb, {root}/parquet/")
     return "\n".join(lines)
-
-
-def _check_timezone(tz: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SeaportError(f"unknown time zone {tz!r}") from None
 
 
 class _StopFlag:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seaport.cli import check_timezone
 from seaport.errors import SeaportError
 from transforms.anomalies import DETECTORS, EVENT_COLUMNS, Anomaly, SecurityEvent, Thresholds, worst_first
 
@@ -190,14 +191,6 @@ def parse_day(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise SeaportError(f"--date must be a calendar date YYYY-MM-DD, got {text!r}") from None
-
-
-def check_timezone(name: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise SeaportError(f"unknown --timezone {name!r}") from None
-    return name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -49,6 +49,17 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_timezone(name: str) -> str:
+    """`name` if it is a known IANA time zone (the `--timezone` option), else a one-line error."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SeaportError(f"unknown --timezone {name!r}") from None
+    return name
+
+
 def _parser_for(command: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seaport",
