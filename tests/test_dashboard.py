@@ -6,8 +6,6 @@ import datetime as dt
 import hashlib
 import random
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -15,26 +13,21 @@ import pytest
 
 from dashboards.dashboard import build_dashboard
 from seaport.cli import main
+from tests.helpers import AGGREGATES_DDL, hold_write_lock
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 HOSTILE_PAGE = "/promo/<script>alert('x')</script>"
 HOSTILE_ELEMENT = '"><img src=x onerror=alert(1)>'
 
-ANALYTICS_DDL = """
-CREATE TABLE page_views_hourly (hour TIMESTAMPTZ, page VARCHAR, views BIGINT, visitors BIGINT,
-                                avg_duration_ms DOUBLE);
-CREATE TABLE clicks_hourly (hour TIMESTAMPTZ, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT);
-CREATE TABLE devices_daily (day DATE, device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,
-                            events BIGINT, visitors BIGINT);
-CREATE TABLE audience_daily (day DATE, gender VARCHAR, country VARCHAR, city VARCHAR, language VARCHAR,
-                             visitors BIGINT);
-CREATE TABLE sessions_daily (day DATE, sessions BIGINT, avg_session_duration_ms DOUBLE, bounce_rate DOUBLE);
+ANALYTICS_DDL = (
+    AGGREGATES_DDL
+    + """
 CREATE TABLE ingest_runs (run_id VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, messages BIGINT);
 CREATE TABLE deadletter_counts (source_topic VARCHAR, reason VARCHAR, messages BIGINT);
-CREATE TABLE suppressed_cells (table_name VARCHAR, cells BIGINT);
 CREATE TABLE erasure_log (request_id VARCHAR, subject_kind VARCHAR, requested_at TIMESTAMPTZ,
                           processed_at TIMESTAMPTZ);
 """
+)
 
 
 def fill_analytics(warehouse: Path, rng: random.Random) -> dict[str, int]:
@@ -137,14 +130,6 @@ def test_partial_warehouse_shows_what_exists(tmp_path: Path) -> None:
     by_title = sections(build_dashboard(tmp_path, tmp_path / "d.html").read_text(encoding="utf-8"))
     assert "no data yet" in by_title["Page views per hour"] and "no data yet" in by_title["Clicks"]
     assert "clicks_hourly" in by_title["Bookkeeping"]
-
-
-def hold_write_lock(database: Path) -> subprocess.Popen:
-    """Another process with `database` open for writing, as a running ingest would have it."""
-    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", code, str(database)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-    return holder
 
 
 def test_store_locked_by_running_ingest_is_one_line_error(tmp_path: Path, capsys) -> None:

@@ -13,20 +13,10 @@ import pytest
 
 from sinks.quality import check_warehouse
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
+from tests.helpers import AGGREGATES_DDL
 
 K = 5
 PAGES = ["/", "/news", "/shop", "/help"]
-_DDL = """
-CREATE TABLE page_views_hourly (hour TIMESTAMPTZ, page VARCHAR, views BIGINT, visitors BIGINT,
-                                avg_duration_ms DOUBLE);
-CREATE TABLE clicks_hourly (hour TIMESTAMPTZ, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT);
-CREATE TABLE devices_daily (day DATE, device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,
-                            events BIGINT, visitors BIGINT);
-CREATE TABLE audience_daily (day DATE, gender VARCHAR, country VARCHAR, city VARCHAR, language VARCHAR,
-                             visitors BIGINT);
-CREATE TABLE sessions_daily (day DATE, sessions BIGINT, avg_session_duration_ms DOUBLE, bounce_rate DOUBLE);
-CREATE TABLE suppressed_cells (table_name VARCHAR, cells BIGINT);
-"""
 
 
 def build_warehouse(root: Path, seed: int = 7, tz: str = "Asia/Shanghai") -> Path:
@@ -38,7 +28,7 @@ def build_warehouse(root: Path, seed: int = 7, tz: str = "Asia/Shanghai") -> Pat
     hours = [start + timedelta(hours=h) for h in range(8)]
     days = [date(2024, 5, 1), date(2024, 5, 2)]
     con = duckdb.connect(str(root / "analytics.duckdb"))
-    con.execute(_DDL)
+    con.execute(AGGREGATES_DDL)
     for hour in hours:
         for page in PAGES:
             views = rng.randint(K, 60)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 
 from pipelines.security_report import mask_pseudonym
 from seaport.cli import main
+from tests.helpers import hold_write_lock
 from transforms.anomalies import (
     EVENT_COLUMNS,
     SecurityEvent,
@@ -299,14 +298,6 @@ def test_store_locked_by_another_process_is_one_line_error(tmp_path: Path, capsy
         holder.wait()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot open security.duckdb" in err
-
-
-def hold_write_lock(database: Path) -> subprocess.Popen:
-    """Another process with `database` open for writing, as a running ingest would have it."""
-    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", code, str(database)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-    return holder
 
 
 def test_missing_warehouse_is_one_line_error(tmp_path: Path, capsys) -> None:
