@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -140,6 +140,18 @@ class _RangeProgress:
         elif time.monotonic() - self.last_progress > STALL_TIMEOUT_S:
             raise SeaportError(f"reading {self.where} stalled at offset {self.position} before end offset {self.end}")
 
+    def batches(self, fetch: Callable[[], list[Record]], position: Callable[[], int]) -> Iterator[list[Record]]:
+        """The read loop of both clients: `fetch()` the next records (offset order, may overrun the
+        range), yield those inside it, until the reader's `position()` reaches the end."""
+        while not self.done:
+            fetched = fetch()
+            batch = _within(fetched, self.position, self.end)
+            if batch:
+                yield batch
+            if fetched and fetched[-1].offset >= self.end - 1:
+                return
+            self.advance(position())
+
 
 class ConfluentClient:
     """`KafkaClient` over confluent-kafka (librdkafka)."""
@@ -247,22 +259,19 @@ class ConfluentClient:
             return
         reader = self._range_reader()
         progress = _RangeProgress(topic, partition, start, end)
+
+        def fetch() -> list[Record]:
+            # consume() waits for all `num_messages` or the timeout: ask for no more than remain.
+            wanted = max(1, min(max_batch, end - progress.position))
+            messages = reader.consume(num_messages=wanted, timeout=POLL_S)
+            for message in messages:
+                if message.error() is not None:
+                    raise SeaportError(f"reading {topic}[{partition}] failed: {message.error()}")
+            return [Record(topic, partition, m.offset(), m.key(), m.value(), m.timestamp()[1]) for m in messages]
+
         reader.assign([TopicPartition(topic, partition, start)])
         try:
-            while not progress.done:
-                # consume() waits for all `num_messages` or the timeout: ask for no more than remain.
-                wanted = max(1, min(max_batch, end - progress.position))
-                messages = reader.consume(num_messages=wanted, timeout=POLL_S)
-                for message in messages:
-                    if message.error() is not None:
-                        raise SeaportError(f"reading {topic}[{partition}] failed: {message.error()}")
-                batch = [Record(topic, partition, m.offset(), m.key(), m.value(), m.timestamp()[1]) for m in messages]
-                batch = _within(batch, progress.position, end)
-                if batch:
-                    yield batch
-                if messages and messages[-1].offset() >= end - 1:
-                    return
-                progress.advance(reader.position([TopicPartition(topic, partition)])[0].offset)
+            yield from progress.batches(fetch, lambda: reader.position([TopicPartition(topic, partition)])[0].offset)
         finally:
             reader.unassign()
 
@@ -440,23 +449,20 @@ class KafkaPythonClient:
         reader = self._range_reader()
         tp = TopicPartition(topic, partition)
         progress = _RangeProgress(topic, partition, start, end)
+
+        def fetch() -> list[Record]:
+            try:
+                messages = reader.poll(timeout_ms=int(POLL_S * 1000), max_records=max_batch).get(tp, [])
+            except UnsupportedCodecError as e:  # e.g. lz4 batches without the `lz4` package
+                raise SeaportError(
+                    f"reading {topic}[{partition}]: {e.args[0] if e.args else e}; use --kafka-client confluent"
+                ) from None
+            return [Record(topic, partition, m.offset, m.key, m.value, m.timestamp) for m in messages]
+
         reader.assign([tp])
         reader.seek(tp, start)
         try:
-            while not progress.done:
-                try:
-                    messages = reader.poll(timeout_ms=int(POLL_S * 1000), max_records=max_batch).get(tp, [])
-                except UnsupportedCodecError as e:  # e.g. lz4 batches without the `lz4` package
-                    raise SeaportError(
-                        f"reading {topic}[{partition}]: {e.args[0] if e.args else e}; use --kafka-client confluent"
-                    ) from None
-                batch = [Record(topic, partition, m.offset, m.key, m.value, m.timestamp) for m in messages]
-                batch = _within(batch, progress.position, end)
-                if batch:
-                    yield batch
-                if messages and messages[-1].offset >= end - 1:
-                    return
-                progress.advance(reader.position(tp))
+            yield from progress.batches(fetch, lambda: reader.position(tp))
         finally:
             reader.unsubscribe()
 
