@@ -207,32 +207,34 @@ def _register_canaries(con, canaries: Canaries) -> None:
 def _scan_duckdb(path: Path, shown: str, canaries: Canaries, report: AuditReport) -> None:
     import duckdb
 
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        con = _open_copy(path)  # locked by a running writer: scan a copy
-    try:
-        _register_canaries(con, canaries)
-        tables = con.execute(
-            "SELECT table_catalog, table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' ORDER BY ALL"
-        ).fetchall()
-        for catalog, schema, table in tables:
-            columns = con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                [catalog, schema, table],
+    # A copy of a restricted store must not outlive the scan: the folder goes when it ends.
+    with tempfile.TemporaryDirectory(prefix="seaport-audit-") as spare:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            con = _open_copy(path, Path(spare))  # locked by a running writer: scan a copy
+        try:
+            _register_canaries(con, canaries)
+            tables = con.execute(
+                "SELECT table_catalog, table_schema, table_name FROM information_schema.tables "
+                "WHERE table_type = 'BASE TABLE' ORDER BY ALL"
             ).fetchall()
-            relation = ".".join(_quote(n) for n in (catalog, schema, table))
-            _scan_relation(con, relation, columns, canaries, report, shown, f"{schema}.{table}.")
-    finally:
-        con.close()
+            for catalog, schema, table in tables:
+                columns = con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                    [catalog, schema, table],
+                ).fetchall()
+                relation = ".".join(_quote(n) for n in (catalog, schema, table))
+                _scan_relation(con, relation, columns, canaries, report, shown, f"{schema}.{table}.")
+        finally:
+            con.close()
 
 
-def _open_copy(path: Path):
+def _open_copy(path: Path, tmp: Path):
+    """`path` (and its WAL) copied into `tmp`, opened read-only."""
     import duckdb
 
-    tmp = Path(tempfile.mkdtemp(prefix="seaport-audit-"))
     copy = tmp / path.name
     shutil.copy2(path, copy)
     wal = path.with_name(path.name + ".wal")
