@@ -399,29 +399,31 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
             out.add("security", security_row | position)
             out.redactions.update(found)
         elif topic == "consent.events":
+            analytics_row, security_row = policy.protect_consent(msg, pseudonymizer)
             out.add(
                 "consent",
                 {
                     "source_partition": rec.partition,
                     "source_offset": rec.offset,
-                    "ts": msg.ts,
-                    "analytics": msg.analytics,
+                    "ts": analytics_row["ts"],
+                    "analytics": analytics_row["analytics"],
                     "minor_without_guardian": msg.minor_without_guardian,
-                    "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
-                    "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
-                    "key_id": pseudonymizer.key_id,
+                    "analytics_pseudonym": analytics_row["subject_pseudonym"],
+                    "security_pseudonym": security_row["subject_pseudonym"],
+                    "key_id": analytics_row["key_id"],
                 },
             )
         else:
+            analytics_row, security_row = policy.protect_erasure(msg, pseudonymizer)
             out.add(
                 "erasure",
                 {
-                    "request_id": msg.request_id,
+                    "request_id": analytics_row["request_id"],
                     "subject_kind": msg.subject.kind,
-                    "requested_at": msg.ts,
-                    "analytics_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.ANALYTICS, msg.subject),
-                    "security_pseudonym": pseudonymizer.pseudonymize_subject(Purpose.SECURITY, msg.subject),
-                    "key_id": pseudonymizer.key_id,
+                    "requested_at": analytics_row["ts"],
+                    "analytics_pseudonym": analytics_row["subject_pseudonym"],
+                    "security_pseudonym": security_row["subject_pseudonym"],
+                    "key_id": analytics_row["key_id"],
                     "source_partition": rec.partition,
                     "source_offset": rec.offset,
                 },
