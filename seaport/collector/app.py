@@ -160,6 +160,20 @@ def _unavailable(request: web.Request) -> web.Response:
     )
 
 
+def _answering_refusals(handler: Handler) -> Handler:
+    """A JSON endpoint whose refusals are answers: 4xx with the reason, 503 when Kafka did not take it."""
+
+    async def answering(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Rejected as e:
+            return _rejection(request, e)
+        except KafkaUnavailable:
+            return _unavailable(request)
+
+    return answering
+
+
 def _timed(endpoint: str, handler: Handler) -> Handler:
     async def timed(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -195,48 +209,33 @@ async def pixel(request: web.Request) -> web.Response:
 
 async def collect(request: web.Request) -> web.Response:
     """POST /collect: a batch of tracker events; `text/plain` too, as `navigator.sendBeacon` sends."""
-    try:
-        facts = request_facts(request)
-        _check_caller(request, facts.client_ip)
-        _check_content_type(request, ("application/json", "text/plain"))
-        events = batch_events(await _body(request), request.app[LIMITS].max_events)
-        messages = _validated_each(events, lambda event: beacon_message(event, facts))
-        await _produce(request, "beacons.raw", "collect", messages)
-    except Rejected as e:
-        return _rejection(request, e)
-    except KafkaUnavailable:
-        return _unavailable(request)
+    facts = request_facts(request)
+    _check_caller(request, facts.client_ip)
+    _check_content_type(request, ("application/json", "text/plain"))
+    events = batch_events(await _body(request), request.app[LIMITS].max_events)
+    messages = _validated_each(events, lambda event: beacon_message(event, facts))
+    await _produce(request, "beacons.raw", "collect", messages)
     return web.json_response({"accepted": len(messages)}, headers=_cors_headers(request))
 
 
 async def consent(request: web.Request) -> web.Response:
     """POST /consent: one consent/1 change from the tracker's `seaport('consent', …)` (R2, R3)."""
-    try:
-        facts = request_facts(request)
-        _check_caller(request, facts.client_ip)
-        _check_content_type(request, ("application/json", "text/plain"))
-        message = consent_message(parse_json(await _body(request)), facts)
-        await _produce(request, "consent.events", "consent", [message])
-    except Rejected as e:
-        return _rejection(request, e)
-    except KafkaUnavailable:
-        return _unavailable(request)
+    facts = request_facts(request)
+    _check_caller(request, facts.client_ip)
+    _check_content_type(request, ("application/json", "text/plain"))
+    message = consent_message(parse_json(await _body(request)), facts)
+    await _produce(request, "consent.events", "consent", [message])
     return web.json_response({"accepted": 1}, headers=_cors_headers(request))
 
 
 async def logs(request: web.Request) -> web.Response:
     """POST /logs: access/1 records in JSON lines, from a web server's log shipper."""
-    try:
-        facts = request_facts(request)
-        _check_caller(request, facts.client_ip)
-        _check_content_type(request, ("application/x-ndjson", "application/jsonl", "application/json", "text/plain"))
-        records = log_records(await _body(request), request.app[LIMITS].max_events)
-        messages = _validated_each(records, access_log_message)
-        await _produce(request, "access_logs.raw", "logs", messages)
-    except Rejected as e:
-        return _rejection(request, e)
-    except KafkaUnavailable:
-        return _unavailable(request)
+    facts = request_facts(request)
+    _check_caller(request, facts.client_ip)
+    _check_content_type(request, ("application/x-ndjson", "application/jsonl", "application/json", "text/plain"))
+    records = log_records(await _body(request), request.app[LIMITS].max_events)
+    messages = _validated_each(records, access_log_message)
+    await _produce(request, "access_logs.raw", "logs", messages)
     return web.json_response({"accepted": len(messages)})
 
 
@@ -313,9 +312,9 @@ def make_app(
     app.on_startup.append(start_sink)
     app.on_cleanup.append(close_sink)
     app.router.add_get("/p.gif", _timed("pixel", pixel))
-    app.router.add_post("/collect", _timed("collect", collect))
-    app.router.add_post("/consent", _timed("consent", consent))
-    app.router.add_post("/logs", _timed("logs", logs))
+    app.router.add_post("/collect", _timed("collect", _answering_refusals(collect)))
+    app.router.add_post("/consent", _timed("consent", _answering_refusals(consent)))
+    app.router.add_post("/logs", _timed("logs", _answering_refusals(logs)))
     for path in ("/collect", "/consent", "/logs"):
         app.router.add_route("OPTIONS", path, preflight)
     app.router.add_get("/healthz", healthz)
