@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seaport.errors import SeaportError
+from seaport.kafka.broker import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BATCH_EVENTS = 20
@@ -163,14 +164,6 @@ def run_wrk(
     return parse_wrk(done.stdout)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,7 +181,7 @@ def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float = 30) 
 @contextmanager
 def running_collector(bootstrap: str, topic_prefix: str, *options: str, log: Path | None = None) -> Iterator[str]:
     """A `seaport collect` process on a free port; yields its base URL; stopped by its PID after."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",
