@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from seaport.kafka.clients import KafkaClient, Record
+
 # The contract's analytics tables and `suppressed_cells`, with the contract's columns only, for
 # tests that plant hand-made aggregates in an analytics.duckdb. page_views_hourly comes first.
 AGGREGATES_DDL = """
@@ -27,3 +29,9 @@ def hold_write_lock(database: Path) -> subprocess.Popen:
     holder = subprocess.Popen([sys.executable, "-c", code, str(database)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
     return holder
+
+
+def read_all(client: KafkaClient, topic: str) -> list[Record]:
+    """Every record of `topic`, partition by partition, up to its end offsets now."""
+    ends = client.end_offsets(topic)
+    return [r for p, end in ends.items() for batch in client.read_range(topic, p, 0, end) for r in batch]

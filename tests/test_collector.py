@@ -19,12 +19,13 @@ import pytest
 
 from seaport.collector.events import beacon_from_query
 from seaport.collector.limits import RateLimiter, client_ip, parse_networks
-from seaport.collector.loadtest import load_test, running_collector
+from seaport.collector.loadtest import load_test, running_collector, topic_events
 from seaport.collector.metrics import CollectorMetrics
 from seaport.collector.replay import replay_over_http
 from seaport.kafka.broker import Broker, free_port
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import create_topics, topic_name
+from tests.helpers import read_all
 
 RNG = random.Random(4)
 
@@ -63,19 +64,7 @@ def read_topic(bootstrap: str, topic: str) -> list:
     """Every record of a topic, all partitions."""
     client = make_client("confluent", bootstrap)
     try:
-        records = []
-        for partition, end in client.end_offsets(topic).items():
-            for batch in client.read_range(topic, partition, 0, end):
-                records += batch
-        return records
-    finally:
-        client.close()
-
-
-def topic_size(bootstrap: str, topic: str) -> int:
-    client = make_client("confluent", bootstrap)
-    try:
-        return sum(client.end_offsets(topic).values())
+        return read_all(client, topic)
     finally:
         client.close()
 
@@ -413,7 +402,7 @@ def test_every_kind_of_bad_request_gets_its_4xx_and_nothing_is_produced(
         else:
             assert json.loads(answer)["error"] == reason, name
     for topic in ("beacons.raw", "consent.events", "access_logs.raw"):
-        assert topic_size(kafka_bootstrap, topic_name(topic, topic_prefix)) == 0, topic
+        assert topic_events(kafka_bootstrap, topic_name(topic, topic_prefix)) == 0, topic
     _, _, metrics = request(collector, "GET", "/metrics")
     assert 'seaport_collector_requests_rejected_total{reason="body_too_large"} 1' in metrics.decode()
     assert 'seaport_collector_requests_rejected_total{reason="wrong_field:event"} 2' in metrics.decode()
@@ -448,7 +437,7 @@ def test_per_ip_rate_limit_answers_429(kafka_bootstrap: str, topic_prefix: str) 
         pixel_status, headers, body = request(base_url, "GET", "/p.gif?event=page_view&anonymous_id=c-1&page=/")
     assert statuses[:5] == [200] * 5 and 429 in statuses[5:]
     assert pixel_status == 429 and body.startswith(b"GIF89a") and headers["X-Seaport-Error"] == "rate_limited"
-    assert topic_size(kafka_bootstrap, topic_name("beacons.raw", topic_prefix)) == statuses.count(200)
+    assert topic_events(kafka_bootstrap, topic_name("beacons.raw", topic_prefix)) == statuses.count(200)
 
 
 def test_health_metrics_and_request_log_carry_no_identifiers(
@@ -560,7 +549,7 @@ def test_replay_over_http_sends_simulated_traffic_through_the_collector(
             assert path in result.skipped_files
             continue
         sent = [line for line in path.read_bytes().splitlines() if line.strip()]
-        on_topic = topic_size(kafka_bootstrap, topic_name(topic, topic_prefix))
+        on_topic = topic_events(kafka_bootstrap, topic_name(topic, topic_prefix))
         assert on_topic == result.accepted[topic] > 0, topic
         assert result.accepted[topic] + result.rejected[topic] == len(sent), topic
     assert result.rejected["beacons.raw"] > 0  # the simulated malformed lines were refused one by one

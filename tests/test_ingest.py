@@ -18,6 +18,7 @@ import pytest
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import topic_name
 from sinks.quality import check_warehouse
+from tests.helpers import read_all
 from tests.model import build_dataset, expected_duplicates, expected_tables, normalize, rounded
 
 TABLE_COLUMNS = {
@@ -146,12 +147,7 @@ def test_bad_input_is_routed_counted_and_redacted(kafka_bootstrap, topic_prefix,
 
     kafka = make_client("confluent", kafka_bootstrap)
     dl_topic = topic_name("deadletter", topic_prefix)
-    letters = [
-        json.loads(r.value)
-        for p, end in kafka.end_offsets(dl_topic).items()
-        for batch in kafka.read_range(dl_topic, p, 0, end)
-        for r in batch
-    ]
+    letters = [json.loads(r.value) for r in read_all(kafka, dl_topic)]
     kafka.close()
     assert len({(d["source_topic"], d["partition"], d["offset"]) for d in letters}) == len(ds.bad_reasons)
     assert {d["reason"].split(":")[0] for d in letters} == {r for _, r in ds.bad_reasons}

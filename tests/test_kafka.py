@@ -19,6 +19,7 @@ from seaport.errors import SeaportError
 from seaport.kafka import clients
 from seaport.kafka.broker import Broker, ensure_jars, free_port
 from seaport.kafka.topics import TOPICS, create_topics, message_key, topic_name
+from tests.helpers import read_all
 
 KINDS = ["confluent", "kafka-python"]
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -27,11 +28,6 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 def _payloads(n: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     return [json.dumps({"n": i, "junk": rng.getrandbits(64)}).encode() for i in range(n)]
-
-
-def _read_all(client: clients.KafkaClient, topic: str) -> list[clients.Record]:
-    ends = client.end_offsets(topic)
-    return [r for p, end in ends.items() for batch in client.read_range(topic, p, 0, end) for r in batch]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -47,7 +43,7 @@ def test_produce_spreads_keys_and_end_offsets_count_them(kind, kafka_client, top
     assert client.partitions(topic) == [0, 1, 2, 3]
     assert client.beginning_offsets(topic) == {0: 0, 1: 0, 2: 0, 3: 0}
     assert sum(client.end_offsets(topic).values()) == 400
-    records = _read_all(client, topic)
+    records = read_all(client, topic)
     assert sorted(r.value for r in records) == sorted(v for _, v in messages)
     partition_of_key = {}
     for r in records:
@@ -188,7 +184,7 @@ def test_produce_command_sends_bad_lines_unchanged(kind, kafka_bootstrap, kafka_
 
     topic = topic_name("beacons.raw", topic_prefix)
     assert capsys.readouterr().out == f"sent {len(lines)} messages to {topic}\n"
-    records = _read_all(kafka_client(kind), topic)
+    records = read_all(kafka_client(kind), topic)
     assert sorted(r.value for r in records) == sorted(lines)
     assert {r.value: r.key for r in records} == {
         line: (anon.encode() if i == 0 else None) for i, line in enumerate(lines)
@@ -257,7 +253,7 @@ def test_broker_stops_restarts_and_keeps_its_data(tmp_path, capsys):
         client.close()
         client = clients.make_client("kafka-python", broker.bootstrap)
         assert client.committed("g", "keep.erasure.requests") == {0: 1}
-        assert [r.value for r in _read_all(client, "keep.erasure.requests")] == [b"survives a restart"]
+        assert [r.value for r in read_all(client, "keep.erasure.requests")] == [b"survives a restart"]
         client.close()
         assert "Kafka Server started" in broker.log_file.read_text()  # the slf4j binding works
     finally:
@@ -285,4 +281,4 @@ def test_a_message_larger_than_the_broker_takes_is_a_one_line_error(kind, kafka_
     topic = topic_name("deadletter", topic_prefix)
     with pytest.raises(SeaportError, match=r"1 of 2 delivered \(message 2 refused"):
         client.produce(topic, [(None, b"small"), (None, b"x" * 2_000_000)])
-    assert [r.value for r in _read_all(client, topic)] == [b"small"]
+    assert [r.value for r in read_all(client, topic)] == [b"small"]

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import create_topics, topic_name
+from tests.helpers import read_all
 from tests.model import SHANGHAI, Dataset, expected_tables, rounded
 from tests.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
 from transforms.pseudonyms import Pseudonymizer, Purpose
@@ -205,9 +206,7 @@ def test_planted_canaries_never_come_out(kafka_bootstrap, tmp_path_factory, seed
     # the dead letters leak nothing either
     kafka = make_client("confluent", kafka_bootstrap)
     dl = topic_name("deadletter", prefix)
-    letters = b"\n".join(
-        r.value for p, end in kafka.end_offsets(dl).items() for b in kafka.read_range(dl, p, 0, end) for r in b
-    )
+    letters = b"\n".join(r.value for r in read_all(kafka, dl))
     kafka.close()
     assert letters.count(b"\n") + (1 if letters else 0) == malformed
     text = letters.decode().lower()

@@ -22,6 +22,7 @@ from selenium.webdriver.common.by import By
 from seaport.collector.loadtest import running_collector
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import topic_name
+from tests.helpers import read_all
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -39,11 +40,7 @@ CHROMIUM_FLAGS = [
 def read_values(bootstrap: str, topic: str) -> list[dict]:
     client = make_client("confluent", bootstrap)
     try:
-        values = []
-        for partition, end in client.end_offsets(topic).items():
-            for batch in client.read_range(topic, partition, 0, end):
-                values += [json.loads(r.value) for r in batch]
-        return values
+        return [json.loads(r.value) for r in read_all(client, topic)]
     finally:
         client.close()
 
