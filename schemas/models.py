@@ -7,7 +7,6 @@ message cannot carry a document.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -184,6 +183,5 @@ __all__ = [
     "Subject",
     "TOPIC_MODELS",
     "User",
-    "datetime",
     "validation_reason",
 ]
