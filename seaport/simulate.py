@@ -204,9 +204,7 @@ def _wechat_id(rng: random.Random) -> str:
 def _ip(rng: random.Random) -> str:
     if rng.random() < 0.05:
         return f"240e:{_hex(rng, 3)}:{_hex(rng, 4)}:{_hex(rng, 4)}::{_hex(rng, 3)}"
-    return (
-        f"{rng.choice(CHINA_FIRST_OCTETS)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-    )
+    return f"{rng.choice(CHINA_FIRST_OCTETS)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
 def _mac(rng: random.Random, model: str) -> str:
@@ -231,9 +229,7 @@ def _device_and_agent(rng: random.Random, channel: str) -> tuple[dict | None, st
     if channel == "browser" and rng.random() < 0.4:
         chrome = f"{rng.choice([118, 119, 120])}.0.0.0"
         agent = f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{chrome}"
-        return (
-            {"os": "Windows", "os_version": "10"} if rng.random() < 0.8 else None
-        ), agent + " Safari/537.36"
+        return ({"os": "Windows", "os_version": "10"} if rng.random() < 0.8 else None), agent + " Safari/537.36"
     if rng.random() < 0.45:
         model, os_name, version = (rng.choice(IOS_MODELS), "iOS", rng.choice(IOS_VERSIONS))
         webkit = f"Mozilla/5.0 (iPhone; CPU iPhone OS {version.replace('.', '_')} like Mac OS X) AppleWebKit/605.1.15"
@@ -245,7 +241,9 @@ def _device_and_agent(rng: random.Random, channel: str) -> tuple[dict | None, st
         model, os_name, versions = rng.choice(ANDROID_MODELS)
         version = rng.choice(versions)
         android = version if os_name == "Android" else "12"
-        base = f"Mozilla/5.0 (Linux; Android {android}; {model.split()[1]} Build/TKQ1.220905.001; wv) AppleWebKit/537.36"
+        base = (
+            f"Mozilla/5.0 (Linux; Android {android}; {model.split()[1]} Build/TKQ1.220905.001; wv) AppleWebKit/537.36"
+        )
         if channel == "browser":
             agent = f"{base} (KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36"
         else:
@@ -315,9 +313,7 @@ def make_visitors(rng: random.Random, users: int) -> list[Visitor]:
 
 def _iso(ms: int) -> str:
     """ISO 8601 in UTC with milliseconds, as clients send it: 2026-11-24T08:15:30.123Z."""
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")[
-        :-6
-    ] + "Z"
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _day_start_ms(day: date) -> int:
@@ -391,9 +387,7 @@ def _status(rng: random.Random) -> int:
     return rng.choices([200, 304, 404, 403, 500, 502, 503], [880, 70, 30, 5, 8, 4, 3])[0]
 
 
-def record_session(
-    rec: Recorder, v: Visitor, start_ms: int, max_pages: int = 12, ip: str | None = None
-) -> None:
+def record_session(rec: Recorder, v: Visitor, start_ms: int, max_pages: int = 12, ip: str | None = None) -> None:
     """A visit: an app launch in the mini-program, then page views, clicks and page leaves.
 
     A visitor who signs in does so after `anonymous_pages` pages; from then on beacons carry the
@@ -445,9 +439,7 @@ def record_roaming(rec: Recorder, v: Visitor, day_ms: int) -> None:
 # --- consent and erasure ----------------------------------------------------------------------------
 
 
-def _consent(
-    ms: int, subject: dict, analytics: str, minor: bool = False, guardian: bool | None = None
-) -> dict:
+def _consent(ms: int, subject: dict, analytics: str, minor: bool = False, guardian: bool | None = None) -> dict:
     return {
         "schema": "consent/1",
         "ts": _iso(ms),
@@ -745,10 +737,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def out_paths(out: Path) -> dict[str, Path]:
     """traffic.jsonl -> traffic.beacons.raw.jsonl, traffic.access_logs.raw.jsonl, …"""
     stem = out.with_suffix("") if out.suffix == ".jsonl" else out
-    return {
-        topic: stem.with_name(f"{stem.name}.{topic}.jsonl")
-        for topic in (BEACONS, ACCESS_LOGS, CONSENT, ERASURES)
-    }
+    return {topic: stem.with_name(f"{stem.name}.{topic}.jsonl") for topic in (BEACONS, ACCESS_LOGS, CONSENT, ERASURES)}
 
 
 def write_files(traffic: Traffic, out: Path) -> dict[Path, int]:

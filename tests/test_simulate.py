@@ -87,9 +87,7 @@ def test_beacons_are_realistic(beacons: list[Beacon]) -> None:
     assert kinds["page_view"] > kinds["app_launch"] > 0
     assert all(b.element for b in beacons if b.event == "click")
     assert all(b.duration_ms is not None for b in beacons if b.event == "page_leave")
-    assert {"/home", "/policy/query", "/claims/new", "/products/auto?tab=compare"} <= {
-        b.page for b in beacons
-    }
+    assert {"/home", "/policy/query", "/claims/new", "/products/auto?tab=compare"} <= {b.page for b in beacons}
     signed_in = [b.user for b in beacons if b.user is not None]
     assert len(signed_in) > len(beacons) // 3
     assert all(re.fullmatch(r"o[\w-]{27}", u.openid or "") for u in signed_in)
