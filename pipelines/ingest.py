@@ -51,7 +51,23 @@ SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
 PARALLEL_FROM = 200_000  # messages in a run from which the local runner uses every core
 
 
+EPILOG = """\
+Reads beacons.raw, access_logs.raw, consent.events and erasure.requests from the positions stored
+in the warehouse to the end offsets that stand at the start, and writes:
+  WAREHOUSE/analytics.duckdb, WAREHOUSE/parquet/   de-identified aggregates (analysts)
+  WAREHOUSE/security.duckdb                        pseudonymized security events, dead letters
+  WAREHOUSE/state.duckdb                           the pipeline's own facts and positions
+Rejected messages go to the deadletter topic. Pseudonyms are keyed by the file named in
+SEAPORT_PSEUDONYM_KEY_FILE (at least 32 random bytes); without it, only --dev runs.
+
+example:
+  seaport ingest --until-caught-up --dev --warehouse warehouse/
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
     add_kafka_options(parser)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(

@@ -407,6 +407,8 @@ def _check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as e:
             raise SeaportError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        except (OverflowError, socket.gaierror, UnicodeError):
+            raise SeaportError(f"cannot listen on {host}:{port}: not a valid host and port (port 0-65535)") from None
 
 
 async def serve(args: argparse.Namespace, limits: Limits, reuse_port: bool = False) -> None:
