@@ -370,33 +370,38 @@ class Warehouse:
                        count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted AND event = 'page_view') AS visitors,
                        avg(duration_ms) FILTER (WHERE event = 'page_leave') AS avg_duration_ms,
-                       count(DISTINCT subject_pseudonym) AS _subjects
+                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
                 FROM ev WHERE event IN ('page_view', 'page_leave') GROUP BY ALL""",
             "clicks_hourly": """
                 SELECT hour, page, element, count(DISTINCT event_id) AS clicks,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
-                       count(DISTINCT subject_pseudonym) AS _subjects
+                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
                 FROM ev WHERE event = 'click' GROUP BY ALL""",
             "devices_daily": """
                 SELECT day, device_model, os, os_version_major, count(DISTINCT event_id) AS events,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
-                       count(DISTINCT subject_pseudonym) AS _subjects
+                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
                 FROM ev GROUP BY ALL""",
             "audience_daily": """
                 SELECT day, gender, country, city, language,
                        count(DISTINCT subject_pseudonym) AS visitors,
-                       count(DISTINCT subject_pseudonym) AS _subjects
+                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
                 FROM ev WHERE granted GROUP BY ALL""",
             "sessions_daily": """
                 SELECT day, count(*) AS sessions, avg(duration_ms) AS avg_session_duration_ms,
                        avg(CASE WHEN views <= 1 THEN 1.0 ELSE 0.0 END) AS bounce_rate,
+                       array_to_string(list_sort(list_distinct(flatten(list(versions)))), ',') AS policy_version,
                        len(list_distinct(flatten(list(subjects)))) AS _subjects
                 FROM (SELECT session_pseudonym, min(day) AS day, list(DISTINCT subject_pseudonym) AS subjects,
+                             list(DISTINCT policy_version) AS versions,
                              coalesce(sum(duration_ms) FILTER (WHERE event = 'page_leave'), 0) AS duration_ms,
                              count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views
                       FROM ev WHERE session_pseudonym IS NOT NULL GROUP BY session_pseudonym)
                 GROUP BY day""",
         }
+        # Every published row names the field-policy version(s) that made its events.
+        versions = "string_agg(DISTINCT policy_version, ',' ORDER BY policy_version) AS policy_version"
+        cells = {table: sql.replace("{versions}", versions) for table, sql in cells.items()}
         rows: dict[str, int] = {}
         suppressed: dict[str, int] = {}
         con.execute("BEGIN")

@@ -29,6 +29,7 @@ from seaport.kafka.topics import create_topics, topic_name
 from tests.helpers import read_all
 from tests.model import SHANGHAI, Dataset, expected_tables, rounded
 from tests.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
+from transforms.policy import FieldPolicy
 from transforms.pseudonyms import Pseudonymizer, Purpose
 
 # --------------------------------------------------------------------------- canary generators
@@ -422,6 +423,9 @@ def test_tables_hold_the_contract_columns(kafka_bootstrap, topic_prefix, tmp_pat
     for table, cols in TABLE_COLUMNS.items():
         have = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
         assert set(cols.replace(" ", "").split(",")) <= set(have), table
+        # every published row names the field-policy version that made it
+        versions = con.execute(f"SELECT DISTINCT policy_version FROM {table}").fetchall()
+        assert versions == ([(FieldPolicy.load().version,)] if table != "clicks_hourly" else []), table  # no clicks
     hour_type = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE page_views_hourly)").fetchall())[
         "hour"
     ]
