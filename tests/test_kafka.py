@@ -82,7 +82,11 @@ def test_read_range_passes_transaction_markers_and_skips_aborted_records(kind, k
         producer.flush()  # the aborted records really reach the log, then get marked aborted
         producer.commit_transaction() if commit else producer.abort_transaction()
 
-    end = client.end_offsets(topic)[0]
+    # The coordinator writes the last commit marker a moment after commit_transaction() returns;
+    # until then the end offset (the last stable offset) stops before that transaction.
+    deadline = time.monotonic() + 30
+    while (end := client.end_offsets(topic)[0]) != 13 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert end == 5 + 1 + 3 + 1 + 2 + 1  # records plus one control marker per transaction
     started = time.monotonic()
     values = [r.value for batch in client.read_range(topic, 0, 0, end) for r in batch]
