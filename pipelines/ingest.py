@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
 from seaport.cli import add_kafka_options, check_timezone
 from seaport.errors import SeaportError
-from seaport.kafka.topics import add_prefix_option, topic_name
+from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     pseudonymizer = Pseudonymizer.from_environment(dev=args.dev, dev_dir=Path(".seaport"))
     check_timezone(args.timezone)
     client = make_client(args.kafka_client, args.bootstrap)
+    # A topic that does not exist yet has nothing to read: make it, as `seaport topics create` would.
+    client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
     warehouse = Warehouse(args.warehouse, tz=args.timezone, k=args.k)
     stop = _StopFlag()
     was_idle = False
@@ -203,7 +205,8 @@ def ingest_once(
     clock.start("publishing the aggregates (analytics.duckdb, parquet/)")
     warehouse.materialize(summary)
     clock.stop()
-    client.commit(group, {(r.kafka_topic, r.partition): r.end for r in pending})
+    if pending:
+        client.commit(group, {(r.kafka_topic, r.partition): r.end for r in pending})
     shutil.rmtree(staging_root, ignore_errors=True)
     return summary
 

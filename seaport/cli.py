@@ -93,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"seaport {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a fault we did not foresee: still one line, never personal data
+        if os.environ.get("SEAPORT_DEBUG"):
+            raise
+        from transforms.redact import redact_text
+
+        message = redact_text(str(e).splitlines()[0] if str(e) else "")[0][:300]
+        print(
+            f"seaport {args.command}: error: unexpected {type(e).__name__}: {message} (SEAPORT_DEBUG=1 shows the trace)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -231,9 +231,8 @@ class Warehouse:
         self.con.close()
 
     def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
-        row = self.con.execute(sql, params or []).fetchone()
-        assert row is not None
-        return row[0]
+        # fetchall, not fetchone: DuckDB 2.0 refuses other work while a result is unfinished
+        return self.con.execute(sql, params or []).fetchall()[0][0]
 
     def positions(self) -> dict[tuple[str, int], int]:
         """The next offset to read per (topic, partition), as stored with the data."""

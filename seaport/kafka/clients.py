@@ -180,10 +180,14 @@ class ConfluentClient:
         from confluent_kafka import IsolationLevel, TopicPartition
 
         request = {TopicPartition(topic, p): spec for p in self.partitions(topic)}
-        futures = self._admin.list_offsets(
-            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=TIMEOUT_S
-        )
-        return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+        def list_offsets() -> dict[int, int]:
+            futures = self._admin.list_offsets(
+                request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=TIMEOUT_S
+            )
+            return {tp.partition: future.result().offset for tp, future in futures.items()}
+
+        return _until_coordinator_ready(list_offsets, _confluent_transient, f"the leader of {topic}")
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         from confluent_kafka.admin import OffsetSpec
@@ -385,7 +389,11 @@ class KafkaPythonClient:
         from kafka.protocol.consumer import IsolationLevel
 
         request = {TopicPartition(topic, p): spec for p in self.partitions(topic)}
-        answer = self._admin.list_partition_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED)
+        answer = _until_coordinator_ready(
+            lambda: self._admin.list_partition_offsets(request, isolation_level=IsolationLevel.READ_COMMITTED),
+            _kafka_python_transient,
+            f"the leader of {topic}",
+        )
         return {tp.partition: found.offset for tp, found in answer.items()}
 
     def end_offsets(self, topic: str) -> dict[int, int]:
@@ -540,9 +548,10 @@ def _wait_until_visible(client: KafkaClient, topics: list[str]) -> None:
                 time.sleep(0.05)
 
 
-def _until_coordinator_ready(call, transient):  # noqa: ANN001, ANN202
-    """Run a group call, retrying while the group coordinator (`__consumer_offsets`) loads or
-    moves, as it does right after a broker starts (`transient(error)` says which errors those are)."""
+def _until_coordinator_ready(call, transient, waiting_for: str = "the Kafka group coordinator"):  # noqa: ANN001, ANN202
+    """Run a call, retrying while the broker is not ready for it: the group coordinator
+    (`__consumer_offsets`) loads or moves right after a broker starts, and a new topic's partitions
+    have no leader for a moment (`transient(error)` says which errors those are)."""
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         try:
@@ -551,7 +560,7 @@ def _until_coordinator_ready(call, transient):  # noqa: ANN001, ANN202
             if not transient(e):
                 raise
         if time.monotonic() > deadline:
-            raise SeaportError("the Kafka group coordinator is not available") from None
+            raise SeaportError(f"{waiting_for} is not available") from None
         time.sleep(0.2)
 
 
@@ -562,11 +571,28 @@ def _confluent_transient(error: BaseException) -> bool:
         KafkaError.NOT_COORDINATOR,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
     }
     return isinstance(error, KafkaException) and (error.args[0].retriable() or error.args[0].code() in not_ready)
 
 
 def _kafka_python_transient(error: BaseException) -> bool:
-    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
+    from kafka.errors import (
+        CoordinatorLoadInProgressError,
+        CoordinatorNotAvailableError,
+        LeaderNotAvailableError,
+        NotCoordinatorError,
+        NotLeaderForPartitionError,
+    )
 
-    return isinstance(error, (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError))
+    return isinstance(
+        error,
+        (
+            CoordinatorNotAvailableError,
+            CoordinatorLoadInProgressError,
+            NotCoordinatorError,
+            LeaderNotAvailableError,
+            NotLeaderForPartitionError,
+        ),
+    )
