@@ -210,3 +210,16 @@ def security_event_ids(warehouse: Path) -> set[str]:
         return {r[0] for r in con.execute("SELECT event_id FROM security_events").fetchall()}
     finally:
         con.close()
+
+
+def test_ingest_before_any_topic_exists_makes_them_and_an_empty_warehouse(kafka_bootstrap, tmp_path, key_file):
+    prefix = f"fresh{os.getpid()}{random.randrange(10**6)}."
+    out = ingest(kafka_bootstrap, prefix, tmp_path / "wh", key_file)
+    assert "0 messages read" in out
+    assert all(rows == set() for rows in read_tables(tmp_path / "wh").values())
+    kafka = make_client("confluent", kafka_bootstrap)
+    try:
+        assert kafka.partitions(topic_name("beacons.raw", prefix)) == [0, 1, 2, 3]
+    finally:
+        kafka.close()
+    assert "nothing new" in ingest(kafka_bootstrap, prefix, tmp_path / "wh", key_file)
