@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seaport.errors import SeaportError
-from transforms.consent import blocked_subjects_sql, events_with_consent_sql
+from transforms.consent import blocked_subjects_sql, events_with_consent_sql, minor_subjects_sql
 
 _STATE_DDL = """
 CREATE TABLE IF NOT EXISTS st.analytics_events (
@@ -293,13 +293,15 @@ class Warehouse:
 
         con.execute("BEGIN")
         con.execute(
-            """INSERT INTO st.consent_changes SELECT source_partition, source_offset, analytics_pseudonym, ts,
-                   analytics, minor_without_guardian, key_id FROM staged_consent ON CONFLICT DO NOTHING"""
-        )
-        con.execute(
             """INSERT INTO st.erasures SELECT request_id, subject_kind, analytics_pseudonym, requested_at, ?,
                    key_id FROM staged_erasure ON CONFLICT DO NOTHING""",
             [now],
+        )
+        con.execute(
+            """INSERT INTO st.consent_changes SELECT source_partition, source_offset, analytics_pseudonym, ts,
+                   analytics, minor_without_guardian, key_id FROM staged_consent
+               WHERE analytics_pseudonym NOT IN (SELECT subject_pseudonym FROM st.erasures)
+               ON CONFLICT DO NOTHING"""
         )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocked_subjects_sql("st.consent_changes", "st.erasures")
@@ -310,8 +312,9 @@ class Warehouse:
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
         con.execute(
-            "DELETE FROM st.analytics_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_st)"
+            f"DELETE FROM st.analytics_events WHERE subject_pseudonym IN ({minor_subjects_sql('st.consent_changes')})"
         )
+        self._unlink_erased_subjects()
         self._withhold_profiles_without_consent(gated_columns)
         for r in summary.ranges:
             con.execute("INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)", [r.topic, r.partition, r.end])
@@ -336,6 +339,38 @@ class Warehouse:
             ],
         )
         con.execute("COMMIT")
+
+    def _unlink_erased_subjects(self) -> None:
+        """R8: an erased subject's facts lose every link to the person, while the aggregates
+        published before the request stay as they were: each erased pseudonym, and each session
+        it took part in, is replaced by a random token (one per subject or session, so distinct
+        counts do not move), in the facts and in the consent ledger. Nothing derives a token from
+        the person or the key, so nobody can find these rows again. New events of the subject
+        are kept out by the erasure record (`blocked_subjects_sql`)."""
+        con = self.con
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE erased_tokens AS
+               SELECT subject_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
+               FROM (SELECT subject_pseudonym FROM st.analytics_events
+                     UNION SELECT subject_pseudonym FROM st.consent_changes)
+               WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM st.erasures)"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE erased_sessions AS
+               SELECT session_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
+               FROM (SELECT DISTINCT session_pseudonym FROM st.analytics_events
+                     WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM erased_tokens)
+                       AND session_pseudonym IS NOT NULL)"""
+        )
+        con.execute(
+            """UPDATE st.analytics_events e SET session_pseudonym = t.token FROM erased_sessions t
+               WHERE e.session_pseudonym = t.session_pseudonym"""
+        )
+        for table in ("st.analytics_events", "st.consent_changes"):
+            con.execute(
+                f"""UPDATE {table} e SET subject_pseudonym = t.token FROM erased_tokens t
+                    WHERE e.subject_pseudonym = t.subject_pseudonym"""
+            )
 
     def _withhold_profiles_without_consent(self, gated_columns: list[str]) -> None:
         """R2: profile dimensions stay only on events whose subject had analytics consent at the

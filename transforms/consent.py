@@ -7,7 +7,8 @@ The rules live here once, as SQL that the warehouse runs over its own tables:
   leaves what came before as it was. A beacon sent with Sec-GPC/DNT (`opt_out`) is not granted.
 - R9: a subject whose latest consent change marks a minor without a guardian's consent counts
   nowhere, and its stored rows are deleted.
-- R8: an erased subject counts nowhere from the request on, replays of old offsets included.
+- R8: an erased subject counts nowhere from the request on, replays of old offsets included;
+  aggregates published before it hold no identifier and stay as they were.
 
 Each store keeps these facts under its own purpose's pseudonyms (R1: the analytics and security
 pseudonyms of one person are never stored side by side), so the same SQL runs over either.
@@ -16,19 +17,23 @@ pseudonyms of one person are never stored side by side), so the same SQL runs ov
 from __future__ import annotations
 
 
-def blocked_subjects_sql(consent_table: str, erasure_table: str) -> str:
-    """Pseudonyms that count nowhere: erased (R8) or, by their latest change, minors without a
-    guardian's consent (R9). Tables need `subject_pseudonym`; consent also `ts`,
+def minor_subjects_sql(consent_table: str) -> str:
+    """Pseudonyms whose latest consent change marks a minor without a guardian's consent (R9):
+    they count nowhere, and their rows are deleted. The table needs `subject_pseudonym`, `ts`,
     `source_partition`, `source_offset`, `minor_without_guardian`."""
     return f"""
-        SELECT subject_pseudonym FROM {erasure_table}
-        UNION
         SELECT subject_pseudonym FROM (
             SELECT subject_pseudonym, minor_without_guardian,
                    row_number() OVER (PARTITION BY subject_pseudonym
                                       ORDER BY ts DESC, source_partition DESC, source_offset DESC) AS latest
             FROM {consent_table})
         WHERE latest = 1 AND minor_without_guardian"""
+
+
+def blocked_subjects_sql(consent_table: str, erasure_table: str) -> str:
+    """Pseudonyms whose new events count nowhere: erased ones (R8, replays included) and minors
+    without a guardian's consent (R9)."""
+    return f"SELECT subject_pseudonym FROM {erasure_table} UNION {minor_subjects_sql(consent_table)}"
 
 
 def events_with_consent_sql(events_table: str, consent_table: str) -> str:
