@@ -41,7 +41,7 @@ if [ ! -f "$sent" ]; then
   collector=$!
   trap 'kill $collector 2>/dev/null || true' EXIT
   .venv/bin/python -m seaport.collector.replay --url "http://127.0.0.1:$collector_port" \
-    --refused-out ".seaport/traffic/$day.refused" .seaport/traffic/"$day".{consent.events,beacons.raw,access_logs.raw}.jsonl
+    --refused-out ".seaport/traffic/$day.refused" .seaport/traffic/"$day".{consent.events,access_logs.raw}.jsonl "$traffic"
   kill "$collector"; wait "$collector" 2>/dev/null || true
   trap - EXIT
   say "erasure requests, and what the collector refused, straight into Kafka (the pipeline's dead letters)"

@@ -712,8 +712,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         metavar="FILE",
-        help="write FILE's stem + .<topic>.jsonl per topic (traffic.jsonl -> traffic.beacons.raw.jsonl…) "
-        "instead of sending to Kafka",
+        help="write the beacons to FILE and the other topics beside it (traffic.jsonl -> "
+        "traffic.access_logs.raw.jsonl, traffic.consent.events.jsonl…) instead of sending to Kafka",
     )
     parser.add_argument(
         "--malformed-rate",
@@ -735,9 +735,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def out_paths(out: Path) -> dict[str, Path]:
-    """traffic.jsonl -> traffic.beacons.raw.jsonl, traffic.access_logs.raw.jsonl, …"""
+    """FILE itself holds the beacons (so `seaport produce --topic beacons.raw FILE` works); the
+    other topics go beside it: traffic.jsonl -> traffic.access_logs.raw.jsonl, …"""
     stem = out.with_suffix("") if out.suffix == ".jsonl" else out
-    return {topic: stem.with_name(f"{stem.name}.{topic}.jsonl") for topic in (BEACONS, ACCESS_LOGS, CONSENT, ERASURES)}
+    others = {topic: stem.with_name(f"{stem.name}.{topic}.jsonl") for topic in (ACCESS_LOGS, CONSENT, ERASURES)}
+    return {BEACONS: out, **others}
 
 
 def write_files(traffic: Traffic, out: Path) -> dict[Path, int]:

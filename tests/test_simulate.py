@@ -190,14 +190,14 @@ def test_fast_beacons_are_valid_unique_and_mixed() -> None:
     assert lines == list(fast_beacons(1000, 3, START))
 
 
-def test_cli_out_writes_one_file_per_topic(tmp_path, capsys) -> None:
+def test_cli_out_writes_the_beacons_to_file_and_the_other_topics_beside_it(tmp_path, capsys) -> None:
     out = tmp_path / "traffic.jsonl"
     args = ["simulate", "--users", "120", "--days", "1", "--seed", "4", "--start", "2026-11-24"]
     assert cli.main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     expected = simulate(120, 1, 4, START).by_topic()
     for topic, path in out_paths(out).items():
-        assert path.name == f"traffic.{topic}.jsonl"
+        assert path.name == ("traffic.jsonl" if topic == "beacons.raw" else f"traffic.{topic}.jsonl")
         assert path.read_bytes() == b"".join(line + b"\n" for line in expected[topic])
         assert f"{path}\t{len(expected[topic])} lines" in printed
     assert not re.search(r"\bo[\w-]{27}\b|c-[0-9a-f]{16}|\d+\.\d+\.\d+\.\d+", printed)

@@ -1,7 +1,7 @@
 """Replay a `seaport simulate --out` file set through the collector over HTTP.
 
     seaport collect --port 8080 --trusted-proxy 127.0.0.1 &
-    python -m seaport.collector.replay --url http://127.0.0.1:8080 traffic.*.jsonl
+    python -m seaport.collector.replay --url http://127.0.0.1:8080 traffic.jsonl traffic.*.jsonl
 
 The replayer plays a reverse proxy in front of the collector: it sends each beacon's simulated
 client IP in `X-Forwarded-For`, so start the collector with `--trusted-proxy 127.0.0.1` (otherwise
@@ -43,9 +43,11 @@ class ReplayResult:
 
 
 def topic_of(path: Path) -> str | None:
-    """`traffic.beacons.raw.jsonl` -> `beacons.raw` (the naming of `seaport simulate --out`)."""
+    """The naming of `seaport simulate --out FILE`: `traffic.access_logs.raw.jsonl` ->
+    `access_logs.raw`; FILE itself (no topic in its name) holds the beacons."""
     name = path.name.removesuffix(".jsonl")
-    return next((t for t in (*ROUTES, "erasure.requests") if name.endswith("." + t) or name == t), None)
+    topics = (*ROUTES, "erasure.requests")
+    return next((t for t in topics if name.endswith("." + t) or name == t), "beacons.raw")
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -175,7 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         "--url", dest="base_url", default="http://127.0.0.1:8080", help="the collector (default: %(default)s)"
     )
     parser.add_argument("--wait", type=float, default=30, help="seconds to wait for the collector to answer")
-    parser.add_argument("files", nargs="+", type=Path, help="the FILE-stem.<topic>.jsonl files of simulate --out")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        help="the files of simulate --out FILE: FILE (beacons) and FILE-stem.<topic>.jsonl",
+    )
     parser.add_argument("--batch-size", type=int, default=20, help="events per request (default: %(default)s)")
     parser.add_argument(
         "--refused-out",
