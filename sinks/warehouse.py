@@ -44,8 +44,9 @@ CREATE TABLE IF NOT EXISTS st.consent_changes (
     analytics VARCHAR, minor_without_guardian BOOLEAN, key_id VARCHAR,
     PRIMARY KEY (source_partition, source_offset));
 CREATE TABLE IF NOT EXISTS st.erasures (
-    request_id VARCHAR PRIMARY KEY, subject_kind VARCHAR, subject_pseudonym VARCHAR,
-    requested_at TIMESTAMPTZ, processed_at TIMESTAMPTZ, key_id VARCHAR);
+    source_partition INTEGER, source_offset BIGINT, request_id VARCHAR, subject_kind VARCHAR,
+    subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ, processed_at TIMESTAMPTZ, key_id VARCHAR,
+    PRIMARY KEY (source_partition, source_offset));
 CREATE TABLE IF NOT EXISTS st.positions (
     topic VARCHAR, partition INTEGER, next_offset BIGINT, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS st.runs (
@@ -70,7 +71,8 @@ CREATE TABLE IF NOT EXISTS sec.minor_flags (
     source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, ts TIMESTAMPTZ,
     minor_without_guardian BOOLEAN, PRIMARY KEY (source_partition, source_offset));
 CREATE TABLE IF NOT EXISTS sec.erasures (
-    request_id VARCHAR PRIMARY KEY, subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ);
+    source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ,
+    PRIMARY KEY (source_partition, source_offset));
 """
 
 # The staged Parquet files of a run, by kind, with their Arrow schemas (pipelines/ingest.py
@@ -259,7 +261,7 @@ class Warehouse:
                    minor_without_guardian FROM staged_consent ON CONFLICT DO NOTHING"""
         )
         con.execute(
-            """INSERT INTO sec.erasures SELECT request_id, security_pseudonym, requested_at
+            """INSERT INTO sec.erasures SELECT source_partition, source_offset, security_pseudonym, requested_at
                FROM staged_erasure ON CONFLICT DO NOTHING"""
         )
         con.execute(
@@ -293,8 +295,8 @@ class Warehouse:
 
         con.execute("BEGIN")
         con.execute(
-            """INSERT INTO st.erasures SELECT request_id, subject_kind, analytics_pseudonym, requested_at, ?,
-                   key_id FROM staged_erasure ON CONFLICT DO NOTHING""",
+            """INSERT INTO st.erasures SELECT source_partition, source_offset, request_id, subject_kind,
+                   analytics_pseudonym, requested_at, ?, key_id FROM staged_erasure ON CONFLICT DO NOTHING""",
             [now],
         )
         con.execute(

@@ -242,10 +242,13 @@ def without_rule(header: str) -> str:
             "beacon.user.nickname: a direct identifier is never kept in clear text",
         ),
         (
-            edited('analytics = "keep -> device_model"', 'analytics = "keep -> model_name"'),
+            edited('analytics = "generalize:redact -> device_model"', 'analytics = "keep -> model_name"'),
             "unknown column 'model_name'",
         ),
-        (edited('analytics = "keep -> device_model"', 'analytics = "keep -> key_id"'), "unknown column 'key_id'"),
+        (
+            edited('analytics = "generalize:redact -> device_model"', 'analytics = "keep -> key_id"'),
+            "unknown column 'key_id'",
+        ),
         (
             edited(
                 '[beacon.anonymous_id]\ncategory = "direct_identifier"\ncollected_for = "security"\nfallback = true',
@@ -255,8 +258,8 @@ def without_rule(header: str) -> str:
         ),  # fmt: skip
         (
             edited(
-                'analytics = { granted = "keep -> city", not_granted = "drop" }',
-                'analytics = { granted = "keep -> city", not_granted = "pseudonymize -> city" }',
+                'analytics = { granted = "generalize:redact -> city", not_granted = "drop" }',
+                'analytics = { granted = "generalize:redact -> city", not_granted = "pseudonymize -> city" }',
             ),
             "without consent the action must be the same or drop",
         ),  # fmt: skip

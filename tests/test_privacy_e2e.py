@@ -99,7 +99,7 @@ def canary_event(rng: random.Random, canaries: list[str], malformed: bool) -> by
     t = datetime(2026, 11, 22, 9, tzinfo=SHANGHAI) + timedelta(minutes=rng.randrange(600))
     doc = {
         "schema": "beacon/1",
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+        "event_id": f"{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}-{ids['phone']}",  # even ids carry canaries
         "event": rng.choice(["page_view", "click", "page_leave"]),
         "ts": t.isoformat(),
         "anonymous_id": anonymous,
@@ -121,18 +121,18 @@ def canary_event(rng: random.Random, canaries: list[str], malformed: bool) -> by
             "unionid": ids["unionid"],
             "nickname": nickname,
             "avatar_url": f"https://img.example/{ids['openid']}.png",
-            "gender": "female",
-            "country": "CN",
-            "city": "Hangzhou",
-            "language": "zh_CN",
+            "gender": f"female {ids['email']}",
+            "country": f"CN {ids['phone']}",
+            "city": f"Hangzhou {ids['idno']}",
+            "language": f"zh_CN {ids['card']}",
             "phone": ids["phone"],
         },
         "id_number": ids["idno"],  # registration data: never enters, counted as a leak attempt
         "device": {
-            "model": "iPhone15,2",
+            "model": f"iPhone15,2 {ids['email']}",
             "mac": ids["mac"].upper().replace(":", "-"),
-            "os": "iOS",
-            "os_version": "17.1.2",
+            "os": f"iOS {ids['phone']}",
+            "os_version": ids["phone"],
         },
         "network": {"ip": rng.choice([ids["ip"], ids["ip6"]]), "user_agent": f"Mozilla/5.0 Chrome/120.0 ({ids['ip']})"},
         "extra_unknown_field": ids["email"],
@@ -177,7 +177,7 @@ def test_planted_canaries_never_come_out(kafka_bootstrap, tmp_path_factory, seed
                     "schema": "access/1",
                     "ts": "2026-11-22T01:00:00Z",
                     "ip": ip,
-                    "method": "GET",
+                    "method": phone(rng),  # a canary even here
                     "path": f"/api/user?openid={oid}&phone={phone(rng)}",
                     "status": 200,
                     "bytes": 10,
@@ -188,9 +188,32 @@ def test_planted_canaries_never_come_out(kafka_bootstrap, tmp_path_factory, seed
                 }
             ).encode()
         )
+    # consent for every canary subject, so that the consent-gated profile fields are kept too
+    consent_lines = [
+        json.dumps(
+            {"schema": "consent/1", "ts": "2026-11-01T00:00:00Z", "subject": {"openid": json.loads(line)["user"]["openid"]},
+             "analytics": "granted"}
+        ).encode()
+        for line in lines
+    ]  # fmt: skip
+    request_id = f"ticket {email(rng)}"
+    canaries.append(request_id.split()[1])
+    erasure = json.dumps(
+        {"schema": "erasure/1", "ts": "2026-11-01T00:00:00Z", "subject": {"anonymous_id": "c-nobody"},
+         "request_id": request_id}
+    ).encode()  # fmt: skip
     prefix = f"c{uuid.uuid4().hex[:8]}."
     create_topics(kafka_bootstrap, prefix)
-    produce(kafka_bootstrap, prefix, {"beacons.raw": lines, "access_logs.raw": access})
+    produce(
+        kafka_bootstrap,
+        prefix,
+        {
+            "consent.events": consent_lines,
+            "erasure.requests": [erasure],
+            "beacons.raw": lines,
+            "access_logs.raw": access,
+        },
+    )
     key = tmp / "key"
     key.write_bytes(os.urandom(32))
     warehouse = tmp / "wh"
@@ -200,6 +223,10 @@ def test_planted_canaries_never_come_out(kafka_bootstrap, tmp_path_factory, seed
     counted = json.loads(con.execute("SELECT redactions FROM ingest_runs").fetchone()[0])
     con.close()
     assert counted["leak_attempt:phone"] == counted["leak_attempt:id_number"] == events - malformed
+    con = duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
+    cities = {r[0] for r in con.execute("SELECT DISTINCT city FROM audience_daily").fetchall()}
+    con.close()
+    assert cities == {"Hangzhou [id_number]"}  # consent-gated fields arrive, their canaries redacted
 
     found = audit(warehouse, canaries, tmp)
     assert found.returncode == 0, found.stdout[-2000:] + found.stderr[-2000:]
