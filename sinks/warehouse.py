@@ -8,7 +8,7 @@
 - `analytics.duckdb` + `parquet/` (analysts'): de-identified aggregates only (R1, R4),
   re-materialized from `state.duckdb` after every run, so that they are always the same function
   of the stored facts: exact distinct visitors across runs, suppression that sees the whole cell,
-  erasure and late consent that reach every day.
+  late events, late consent and a minor's deletion that reach every day.
 
 A run commits in this order (quix-streams' checkpoint): idempotent writes to `security.duckdb`,
 then `state.duckdb` with the run's offset ranges in the same transaction, then the aggregates,
