@@ -87,8 +87,8 @@ def page_views_section(wh: Warehouse) -> str:
     top_pages = wh.rows(
         "page_views_hourly",
         f"""SELECT page, sum(views) AS views, sum(visitors),
-                   round(sum(avg_duration_ms * views) / nullif(sum(views) FILTER (WHERE avg_duration_ms IS NOT NULL), 0)
-                         / 1000, 1)
+                   sum(avg_duration_ms * views) / nullif(sum(views) FILTER (WHERE avg_duration_ms IS NOT NULL), 0)
+                         / 1000
             FROM page_views_hourly GROUP BY page ORDER BY views DESC, page LIMIT {TOP}""",
     )
     return section(
@@ -148,7 +148,7 @@ def audience_section(wh: Warehouse) -> str:
 def sessions_section(wh: Warehouse) -> str:
     days = wh.rows(
         "sessions_daily",
-        """SELECT day, sessions, round(avg_session_duration_ms / 1000, 1), round(100 * bounce_rate, 1)
+        """SELECT day, sessions, avg_session_duration_ms / 1000, 100 * bounce_rate
            FROM sessions_daily ORDER BY day""",
     )
     return section(

@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise SeaportError("--k must be at least 1")
+    if args.security_retention_days < 1:
+        raise SeaportError("--security-retention-days must be at least 1")
+    check_runner(args.runner)
     prefix = args.topic_prefix
     # Everything that can refuse to run does so before a single message is read.
     policy = FieldPolicy.load()
@@ -285,6 +288,16 @@ def run_pipeline(
             counter.committed or counter.attempted or 0
         )
     return counts
+
+
+def check_runner(name: str) -> None:
+    """A one-line error for a runner Beam does not know, before anything is read."""
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        create_runner(name)
+    except (ValueError, ImportError):
+        raise SeaportError(f"unknown Beam runner {name!r} (e.g. FnApiRunner, DirectRunner, FlinkRunner)") from None
 
 
 def local_parallelism(runner: str, beam_args: list[str], messages: int) -> list[str]:

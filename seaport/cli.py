@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from seaport.errors import SeaportError
 
@@ -60,8 +61,15 @@ def check_timezone(name: str) -> str:
     return name
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (`--help` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser_for(command: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="seaport",
         description="seaport: privacy-aware analytics ingestion (Kafka -> Beam -> DuckDB/Parquet).",
     )

@@ -218,7 +218,10 @@ class Warehouse:
         self.root = Path(root)
         self.tz = tz
         self.k = k
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SeaportError(f"cannot use {self.root} as a warehouse folder: {e.strerror}") from None
         try:
             self.con = duckdb.connect(str(self.root / "analytics.duckdb"))
             for file, alias in (("state", "st"), ("security", "sec")):

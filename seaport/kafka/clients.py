@@ -294,6 +294,7 @@ class ConfluentClient:
                     # No compression: kafka-python reads lz4/snappy/zstd only with extra packages.
                     "compression.type": "none",
                     "queue.buffering.max.messages": 500_000,
+                    "log_level": 3,  # errors only: retries while a new broker loads are not the user's news
                 }
             )
         producer = self._producer
