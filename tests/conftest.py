@@ -13,6 +13,7 @@ The broker is started only by tests that ask for it, and stopped at the end of t
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,3 +66,11 @@ def kafka_client(kafka_bootstrap: str) -> Iterator[Callable[[str], KafkaClient]]
     yield make
     for client in made:
         client.close()
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    """A fresh pseudonymization key (32 random bytes) for SEAPORT_PSEUDONYM_KEY_FILE."""
+    path = tmp_path / "pseudonym.key"
+    path.write_bytes(os.urandom(32))
+    return path

@@ -30,13 +30,6 @@ TABLE_COLUMNS = {
 }
 
 
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    path = tmp_path / "pseudonym.key"
-    path.write_bytes(os.urandom(32))
-    return path
-
-
 def produce(bootstrap: str, prefix: str, messages: dict[str, list[bytes]], client: str = "confluent") -> None:
     kafka = make_client(client, bootstrap)
     try:

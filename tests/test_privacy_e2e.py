@@ -241,13 +241,12 @@ def test_planted_canaries_never_come_out(kafka_bootstrap, tmp_path_factory, seed
     assert not [c for c in canaries if c.lower() in text]
 
 
-def test_audit_finds_what_was_planted_in_a_real_warehouse(kafka_bootstrap, topic_prefix, tmp_path):
+def test_audit_finds_what_was_planted_in_a_real_warehouse(kafka_bootstrap, topic_prefix, tmp_path, key_file):
     """The audit above can fail: a canary copied into a warehouse file is found, also hashed."""
     rng = random.Random(3)
     canaries: list[str] = []
     produce(kafka_bootstrap, topic_prefix, {"beacons.raw": [canary_event(rng, canaries, False) for _ in range(5)]})
-    key = tmp_path / "key"
-    key.write_bytes(os.urandom(32))
+    key = key_file
     warehouse = tmp_path / "wh"
     ingest(kafka_bootstrap, topic_prefix, warehouse, key, "--k", "1")
     assert audit(warehouse, canaries, tmp_path).returncode == 0
@@ -341,11 +340,10 @@ def scenario() -> tuple[Dataset, dict[str, int]]:
     return ds, {"10": 6, "11": 5, "12": 5}
 
 
-def test_consent_at_event_time_scenarios(kafka_bootstrap, topic_prefix, tmp_path):
+def test_consent_at_event_time_scenarios(kafka_bootstrap, topic_prefix, tmp_path, key_file):
     ds, visitors_by_hour = scenario()
     produce(kafka_bootstrap, topic_prefix, ds.messages)
-    key = tmp_path / "key"
-    key.write_bytes(os.urandom(32))
+    key = key_file
     warehouse = tmp_path / "wh"
     ingest(kafka_bootstrap, topic_prefix, warehouse, key, "--k", "1")
     actual = read_tables(warehouse)
@@ -377,11 +375,10 @@ def test_consent_at_event_time_scenarios(kafka_bootstrap, topic_prefix, tmp_path
     assert adult in held and minor not in held
 
 
-def test_erasure_reaches_every_store_and_survives_replays(kafka_bootstrap, topic_prefix, tmp_path):
+def test_erasure_reaches_every_store_and_survives_replays(kafka_bootstrap, topic_prefix, tmp_path, key_file):
     ds, _ = scenario()
     produce(kafka_bootstrap, topic_prefix, ds.messages)
-    key = tmp_path / "key"
-    key.write_bytes(os.urandom(32))
+    key = key_file
     warehouse = tmp_path / "wh"
     ingest(kafka_bootstrap, topic_prefix, warehouse, key, "--k", "1")
     before = read_tables(warehouse)
@@ -452,11 +449,10 @@ def test_erasure_reaches_every_store_and_survives_replays(kafka_bootstrap, topic
     assert read_tables(warehouse) == after
 
 
-def test_tables_hold_the_contract_columns(kafka_bootstrap, topic_prefix, tmp_path):
+def test_tables_hold_the_contract_columns(kafka_bootstrap, topic_prefix, tmp_path, key_file):
     ds, _ = scenario()
     produce(kafka_bootstrap, topic_prefix, ds.messages)
-    key = tmp_path / "key"
-    key.write_bytes(os.urandom(32))
+    key = key_file
     ingest(kafka_bootstrap, topic_prefix, tmp_path / "wh", key, "--k", "1")
     con = duckdb.connect(str(tmp_path / "wh" / "analytics.duckdb"), read_only=True)
     for table, cols in TABLE_COLUMNS.items():
