@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from seaport import cli
 from seaport.errors import SeaportError
 from seaport.kafka import clients
-from seaport.kafka.broker import Broker, ensure_jars, free_port
+from seaport.kafka.broker import Broker, ensure_jars, free_port, new_cluster_id
 from seaport.kafka.topics import TOPICS, create_topics, message_key, topic_name
 from tests.helpers import read_all
 
@@ -154,6 +155,14 @@ def test_topics_create_is_idempotent_with_contract_partitions_and_configs(kind, 
         assert configs[topic_name(base, prefix)]["retention.ms"].value == "-1"
         assert configs[topic_name(base, prefix)]["cleanup.policy"].value == "delete"
     assert configs[topic_name("beacons.raw", prefix)]["retention.ms"].value != "-1"
+
+
+def test_cluster_id_never_starts_with_a_dash():
+    # 0xF8.. encodes to "-" in URL-safe base64; the storage tool would take such an id for an option
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x00" * 16)])
+    cluster_id = new_cluster_id(lambda: next(draws))
+    assert cluster_id == "AAAAAAAAAAAAAAAAAAAAAA"
+    assert not any(new_cluster_id().startswith("-") for _ in range(2000))
 
 
 def test_message_key_follows_the_contract():

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from seaport.errors import SeaportError
@@ -305,7 +306,7 @@ class Broker:
         return path
 
     def _format_storage(self, libs: Path, properties: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         command = self._java(libs, "kafka.tools.StorageTool", "format", "--standalone",
                              "-t", cluster_id, "-c", str(properties), options=TOOL_JVM_OPTIONS)  # fmt: skip
         with open(self.log_file, "ab") as log:
@@ -344,6 +345,15 @@ def _wait_exit(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def new_cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A random KRaft cluster id. Like Kafka's own `Uuid.randomUuid`, never one that starts with "-":
+    the storage tool would read it as an option (1 draw in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _cluster_id(bootstrap: str) -> str | None:
