@@ -403,6 +403,11 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
                 msg = model.model_validate_json(raw)
             except ValidationError as e:
                 reason = validation_reason(e)
+        if reason is None:
+            try:
+                protected, found = _protect_valid(topic, msg, rec, policy, pseudonymizer)
+            except Exception:  # noqa: BLE001 - one message the checks missed must not stop every later run
+                reason = "unprocessable"
         if reason is not None:
             subject = _subject_of_rejected(raw) if reason != "oversize" else None
             out.add(
@@ -419,52 +424,55 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
             continue
         out.valid += 1
         out.redactions.update(policy.leak_attempts(raw))
-        position = {"_partition": rec.partition, "_offset": rec.offset}
-        if topic == "beacons.raw":
-            analytics_row, security_row, found = policy.protect_beacon(msg, pseudonymizer)
-            out.add("analytics", analytics_row | position)
-            out.add("security", security_row | position)
-            out.redactions.update(found)
-        elif topic == "access_logs.raw":
-            security_row, found = policy.protect_access(msg, pseudonymizer)
-            security_row["event_id"] = f"{topic}/{rec.partition}/{rec.offset}"
-            out.add("security", security_row | position)
-            out.redactions.update(found)
-        elif topic == "consent.events":
-            analytics_row, security_row = policy.protect_consent(msg, pseudonymizer)
-            out.add(
-                "consent",
-                {
-                    "source_partition": rec.partition,
-                    "source_offset": rec.offset,
-                    "ts": analytics_row["ts"],
-                    "analytics": analytics_row["analytics"],
-                    "minor_without_guardian": msg.minor_without_guardian,
-                    "analytics_pseudonym": analytics_row["subject_pseudonym"],
-                    "security_pseudonym": security_row["subject_pseudonym"],
-                    "key_id": analytics_row["key_id"],
-                },
-            )
-        else:
-            analytics_row, security_row = policy.protect_erasure(msg, pseudonymizer)
-            out.add(
-                "erasure",
-                {
-                    "request_id": analytics_row["request_id"],
-                    "subject_kind": msg.subject.kind,
-                    "requested_at": analytics_row["ts"],
-                    "analytics_pseudonym": analytics_row["subject_pseudonym"],
-                    "security_pseudonym": security_row["subject_pseudonym"],
-                    "key_id": analytics_row["key_id"],
-                    "source_partition": rec.partition,
-                    "source_offset": rec.offset,
-                },
-            )
+        out.redactions.update(found)
+        for kind, row in protected:
+            out.add(kind, row)
     return out
+
+
+def _protect_valid(
+    topic: str, msg: Any, rec: Any, policy: Any, pseudonymizer: Any
+) -> tuple[list[tuple[str, dict[str, Any]]], Counter[str]]:
+    """The staged rows of one valid message, by kind, and the identifiers redaction found in it."""
+    position = {"_partition": rec.partition, "_offset": rec.offset}
+    if topic == "beacons.raw":
+        analytics_row, security_row, found = policy.protect_beacon(msg, pseudonymizer)
+        return [("analytics", analytics_row | position), ("security", security_row | position)], Counter(found)
+    if topic == "access_logs.raw":
+        security_row, found = policy.protect_access(msg, pseudonymizer)
+        security_row["event_id"] = f"{topic}/{rec.partition}/{rec.offset}"
+        return [("security", security_row | position)], Counter(found)
+    if topic == "consent.events":
+        analytics_row, security_row = policy.protect_consent(msg, pseudonymizer)
+        row = {
+            "source_partition": rec.partition,
+            "source_offset": rec.offset,
+            "ts": analytics_row["ts"],
+            "analytics": analytics_row["analytics"],
+            "minor_without_guardian": msg.minor_without_guardian,
+            "analytics_pseudonym": analytics_row["subject_pseudonym"],
+            "security_pseudonym": security_row["subject_pseudonym"],
+            "key_id": analytics_row["key_id"],
+        }
+        return [("consent", row)], Counter()
+    analytics_row, security_row = policy.protect_erasure(msg, pseudonymizer)
+    row = {
+        "request_id": analytics_row["request_id"],
+        "subject_kind": msg.subject.kind,
+        "requested_at": analytics_row["ts"],
+        "analytics_pseudonym": analytics_row["subject_pseudonym"],
+        "security_pseudonym": security_row["subject_pseudonym"],
+        "key_id": analytics_row["key_id"],
+        "source_partition": rec.partition,
+        "source_offset": rec.offset,
+    }
+    return [("erasure", row)], Counter()
 
 
 def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:
     """The subject a rejected message names, if it can be told, so that erasure reaches it."""
+    from transforms.redact import well_formed
+
     try:
         doc = json.loads(raw or b"")
     except (ValueError, UnicodeDecodeError):
@@ -481,7 +489,7 @@ def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:
         ("anonymous_id", subject.get("anonymous_id")),
     ):
         if isinstance(value, str) and value:
-            return kind, value
+            return kind, well_formed(value)
     return None
 
 

@@ -7,15 +7,30 @@ message cannot carry a document.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 MAX_MESSAGE_BYTES = 64 * 1024
 
 Short = Annotated[str, Field(max_length=256)]
 Text = Annotated[str, Field(max_length=2048)]
 Millis = Annotated[int, Field(ge=0, le=7 * 24 * 3600 * 1000)]
+
+# Tracking data is about now; an instant outside these years is a broken clock or a crafted message
+# (year 9999 at -05:00 is not even a representable UTC time).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _plausible(ts: datetime) -> datetime:
+    if not EARLIEST <= ts < LATEST:  # compares instants; never converts, so never overflows
+        raise ValueError("a time between 1970 and 2100")
+    return ts
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible)]
 
 
 class _Message(BaseModel):
@@ -54,7 +69,7 @@ class Beacon(_Message):
     schema_: Literal["beacon/1"] = Field(alias="schema")
     event_id: Annotated[str, Field(min_length=1, max_length=64)]
     event: BeaconEvent
-    ts: AwareDatetime
+    ts: Timestamp
     anonymous_id: Annotated[str, Field(min_length=1, max_length=128)]
     session_id: Short | None = None
     page: Text
@@ -65,7 +80,7 @@ class Beacon(_Message):
     device: Device | None = None
     network: Network | None = None
     # Added by the collector (fields may be added, never renamed):
-    received_at: AwareDatetime | None = None
+    received_at: Timestamp | None = None
     opt_out: bool = False  # Sec-GPC: 1 or DNT: 1 was sent: analytics consent is not granted
 
     @model_validator(mode="after")
@@ -88,7 +103,7 @@ class AccessLog(_Message):
     """`access/1`: one access-log record."""
 
     schema_: Literal["access/1"] = Field(alias="schema")
-    ts: AwareDatetime
+    ts: Timestamp
     ip: Short
     method: Annotated[str, Field(min_length=1, max_length=16)]
     path: Text
@@ -125,7 +140,7 @@ class ConsentChange(_Message):
     """`consent/1`: one change of a subject's analytics consent."""
 
     schema_: Literal["consent/1"] = Field(alias="schema")
-    ts: AwareDatetime
+    ts: Timestamp
     subject: Subject
     analytics: Literal["granted", "withdrawn"]
     minor: bool = False
@@ -140,7 +155,7 @@ class ErasureRequest(_Message):
     """`erasure/1`: delete a subject's data (R8)."""
 
     schema_: Literal["erasure/1"] = Field(alias="schema")
-    ts: AwareDatetime
+    ts: Timestamp
     subject: Subject
     request_id: Annotated[str, Field(min_length=1, max_length=128)]
 

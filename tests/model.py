@@ -170,7 +170,7 @@ def _beacon(rng: random.Random, p: dict, event: str, t: datetime, session: str, 
 def _malformed(rng: random.Random, j: int, people: list[dict]) -> tuple[str, bytes, str]:
     """One malformed message, and the prefix of the dead-letter reason it must get."""
     good = _beacon(rng, rng.choice(people), "page_view", datetime(2026, 11, 20, 12, tzinfo=SHANGHAI), "s-x", "/home")
-    kind = j % 10
+    kind = j % 12
     if kind == 0:
         return "beacons.raw", b"this is not json {", "not_json"
     if kind == 1:
@@ -189,6 +189,10 @@ def _malformed(rng: random.Random, j: int, people: list[dict]) -> tuple[str, byt
         return "beacons.raw", json.dumps(good | {"event": "click", "element": None}).encode(), "invalid"
     if kind == 8:
         return "beacons.raw", json.dumps(good | {"page": "/x" * 40_000}).encode(), "oversize"
+    if kind == 10:  # not a representable UTC time
+        return "beacons.raw", json.dumps(good | {"ts": "9999-12-31T23:00:00-05:00"}).encode(), "invalid"
+    if kind == 11:  # a lone surrogate, escaped: Python's json accepts it, UTF-8 can't carry it
+        return "beacons.raw", json.dumps(good | {"referrer": "/x\ud800"}).encode(), "not_json"
     return (
         "consent.events",
         json.dumps(
@@ -322,7 +326,13 @@ def _valid_beacon(raw: bytes, doc: dict) -> bool:
         return False
     if doc.get("duration_ms") is not None and not isinstance(doc["duration_ms"], int):
         return False
-    return doc["ts"].endswith("Z") or "+" in doc["ts"][10:]
+    try:
+        json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    if not (doc["ts"].endswith("Z") or "+" in doc["ts"][10:] or "-" in doc["ts"][19:]):
+        return False
+    return datetime(1970, 1, 1, tzinfo=UTC) <= _ts(doc["ts"]) < datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _loads(raw: bytes) -> dict | None:

@@ -99,3 +99,41 @@ def test_protect_batch_routes_each_topic():
     row = out.rows["security"][0]
     assert row["event_id"] == "access_logs.raw/0/0" and row["ip_prefix"] == "203.0.113.0/24"
     assert "13812345678" not in row["page_or_path"] and out.redactions["phone"] == 1
+
+
+def test_poison_messages_become_dead_letters_and_the_batch_goes_on(tmp_path: Path):
+    """A message that once stopped every run: a time beyond UTC's range, a lone surrogate (JSON may
+    escape one; UTF-8 can't carry it), and one the checks miss (the policy raises): each a dead letter."""
+
+    class Brittle(FieldPolicy):
+        def protect_beacon(self, msg, pseudonymizer):  # type: ignore[no-untyped-def]
+            if msg.event_id == "e-brittle":
+                raise OverflowError("something no check foresaw")
+            return super().protect_beacon(msg, pseudonymizer)
+
+    brittle = Brittle.load()
+    values = [
+        beacon(1, ts="9999-12-31T23:00:00-05:00"),
+        beacon(2, ts="0001-01-01T00:30:00+14:00"),
+        json.dumps(json.loads(beacon(3)) | {"referrer": "/a\ud800", "user": {"openid": "o-canary-\udfff"}}).encode(),
+        beacon(4, event_id="e-brittle"),
+        beacon(5),
+    ]
+    element = (OffsetRange("beacons.raw", "beacons.raw", 0, 0, len(values)), records(values))
+    with TestPipeline(runner="FnApiRunner") as p:
+        staged = (
+            p
+            | beam.Create([element])
+            | beam.ParDo(ValidateAndProtect(brittle, PSEUDONYMS, str(tmp_path)))
+            | beam.CombinePerKey(sum)
+        )
+        assert_that(staged, equal_to([("analytics", 1), ("security", 1), ("deadletter", 4)]))
+    letters = pq.read_table(next((tmp_path / "deadletter").glob("*.parquet"))).to_pylist()
+    assert sorted((d["source_offset"], d["reason"]) for d in letters) == [
+        (0, "invalid:ts"),
+        (1, "invalid:ts"),
+        (2, "not_json"),
+        (3, "unprocessable"),
+    ]
+    written = json.dumps(letters, default=str)
+    assert "c-test-" not in written and "o-canary" not in written and all(d["subject_pseudonym"] for d in letters)

@@ -318,7 +318,13 @@ def redact_payload(raw: bytes) -> str:
     except ValueError:
         cleaned = _JSON_KEYED.sub(lambda m: f'"{m.group(1)}"{m.group(2)}"{_REMOVED}"', text)
         return redact_cached(cleaned)[0][:MAX_DEADLETTER_CHARS]
-    return json.dumps(_redact_json(parsed), ensure_ascii=False)[:MAX_DEADLETTER_CHARS]
+    return well_formed(json.dumps(_redact_json(parsed), ensure_ascii=False)[:MAX_DEADLETTER_CHARS])
+
+
+def well_formed(text: str) -> str:
+    """`text` with lone surrogates (JSON may escape them: "\\ud800") replaced by "?", so it can be
+    written as UTF-8 at all."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 __all__ = [
@@ -329,4 +335,5 @@ __all__ = [
     "luhn_valid",
     "redact_payload",
     "redact_text",
+    "well_formed",
 ]
