@@ -397,9 +397,11 @@ class Warehouse:
         subjects (R4), then export them to Parquet. Returns rows per table."""
         con = self.con
         tz, k = _sql_str(self.tz), int(self.k)
+        # An event's hour starts the local minutes and seconds before it: unlike local time truncated
+        # and read back, this is one instant also in the hour the clocks go back.
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE ev AS
-                SELECT *, timezone('{tz}', date_trunc('hour', timezone('{tz}', ts))) AS hour,
+                SELECT *, ts - (timezone('{tz}', ts) - date_trunc('hour', timezone('{tz}', ts))) AS hour,
                        CAST(timezone('{tz}', ts) AS DATE) AS day
                 FROM ({events_with_consent_sql("st.analytics_events", "st.consent_changes")})"""
         )

@@ -1,0 +1,59 @@
+"""sinks/warehouse.py on its own: staged facts in, aggregates out (real DuckDB, real files)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
+
+
+def _materialize(root: Path, tz: str, instants: list[datetime]) -> list[tuple[datetime, int]]:
+    """One consenting subject's page views at `instants`; the (hour, views) rows that come out."""
+    consent = {"source_partition": 0, "source_offset": 0, "ts": datetime(2020, 1, 1, tzinfo=UTC),
+               "analytics": "granted", "minor_without_guardian": False, "analytics_pseudonym": "p1",
+               "security_pseudonym": "q1", "key_id": "k1"}  # fmt: skip
+    events = [
+        {"event_id": f"e{i}", "event": "page_view", "ts": ts, "subject_pseudonym": "p1", "session_pseudonym": f"s{i}",
+         "page": "/a", "element": None, "duration_ms": None, "device_model": None, "os": None,
+         "os_version_major": None, "gender": None, "country": None, "city": None, "language": None,
+         "opt_out": False, "policy_version": "v1", "key_id": "k1", "_partition": 0, "_offset": i}
+        for i, ts in enumerate(instants)
+    ]  # fmt: skip
+    staging = root / "staging"
+    write_staged(staging, "analytics", "a", events)
+    write_staged(staging, "consent", "c", [consent])
+    warehouse = Warehouse(root / "wh", k=1, tz=tz)
+    summary = RunSummary("run-1", datetime.now(UTC), [OffsetRange("beacons.raw", "beacons.raw", 0, 0, len(events))])
+    warehouse.commit_run(summary, staging, [], retention_days=36500)
+    warehouse.materialize()
+    warehouse.close()
+    with duckdb.connect(str(root / "wh" / "analytics.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute("SELECT hour, views FROM page_views_hourly ORDER BY hour").fetchall()
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("tz", "instants", "hours"),
+    [
+        # clocks go back at 06:00Z: 01:10 EDT and 01:10 EST are two different hours
+        ("America/New_York", [utc(2026, 11, 1, 5, 10), utc(2026, 11, 1, 6, 10)], [utc(2026, 11, 1, 5), utc(2026, 11, 1, 6)]),
+        ("Europe/London", [utc(2026, 10, 25, 0, 20), utc(2026, 10, 25, 1, 20)], [utc(2026, 10, 25, 0), utc(2026, 10, 25, 1)]),
+        # clocks go forward at 07:00Z: 03:30 EDT is in the hour that starts at 03:00 EDT
+        ("America/New_York", [utc(2026, 3, 8, 7, 30)], [utc(2026, 3, 8, 7)]),
+        # +05:45 and +05:30: local hours start at :15 and :30 UTC
+        ("Asia/Kathmandu", [utc(2026, 11, 24, 0, 20), utc(2026, 11, 24, 0, 10)], [utc(2026, 11, 23, 23, 15), utc(2026, 11, 24, 0, 15)]),
+        ("Asia/Kolkata", [utc(2026, 11, 24, 0, 40)], [utc(2026, 11, 24, 0, 30)]),
+    ],
+)  # fmt: skip
+def test_each_event_counts_in_the_local_hour_that_contains_it(tmp_path: Path, tz, instants, hours):
+    rows = _materialize(tmp_path, tz, instants)
+    assert [hour for hour, _ in rows] == hours
+    assert sum(views for _, views in rows) == len(instants)
