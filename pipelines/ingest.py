@@ -23,6 +23,7 @@ Run it (a broker on 127.0.0.1:9092 with traffic in it):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -44,7 +45,7 @@ from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
 from seaport.cli import add_kafka_options, check_timezone
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
-from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
+from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
 SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
@@ -122,11 +123,12 @@ def run(args: argparse.Namespace) -> int:
     client = make_client(args.kafka_client, args.bootstrap)
     # A topic that does not exist yet has nothing to read: make it, as `seaport topics create` would.
     client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
-    warehouse = Warehouse(args.warehouse, tz=args.timezone, k=args.k)
+    open_warehouse = functools.partial(Warehouse, args.warehouse, tz=args.timezone, k=args.k)
+    warehouse: Warehouse | None = open_warehouse()  # refuses an unusable or busy folder before any read
     stop = _StopFlag()
     was_idle = False
     try:
-        while True:
+        while warehouse is not None:
             summary = ingest_once(
                 client=client,
                 warehouse=warehouse,
@@ -146,14 +148,30 @@ def run(args: argparse.Namespace) -> int:
             if not (args.streaming and idle and was_idle):  # streaming: say "caught up" once, not every poll
                 print(format_summary(summary, warehouse.root), flush=True)
             was_idle = idle
-            if not args.streaming or stop.requested:
-                return 0
-            stop.wait(args.poll_seconds)
-            if stop.requested:
-                return 0
+            if not args.streaming:
+                break
+            # Between runs the stores are free: analysts, the dashboard and the nightly report open them.
+            warehouse.close()
+            warehouse = _reopen_when_free(open_warehouse, stop, args.poll_seconds)
+        return 0
     finally:
-        warehouse.close()
+        if warehouse is not None:
+            warehouse.close()
         client.close()
+
+
+def _reopen_when_free(open_warehouse: Any, stop: _StopFlag, poll_seconds: float) -> Warehouse | None:
+    """--streaming: the warehouse again after a pause, waiting while a reader holds it; None once
+    stopped."""
+    said = False
+    while not stop.wait(poll_seconds):
+        try:
+            return open_warehouse()
+        except WarehouseBusy as e:
+            if not said:
+                print(f"ingest: {e}; waiting", file=sys.stderr, flush=True)
+                said = True
+    return None
 
 
 def ingest_once(
@@ -549,7 +567,9 @@ class _StopFlag:
             sys.exit(130)
         self.requested = True
 
-    def wait(self, seconds: float) -> None:
+    def wait(self, seconds: float) -> bool:
+        """Sleep `seconds`, or less once a stop is requested; whether one was."""
         deadline = time.monotonic() + seconds
         while not self.requested and time.monotonic() < deadline:
             time.sleep(0.1)
+        return self.requested

@@ -211,6 +211,10 @@ def write_staged(staging: Path, kind: str, name: str, rows: list[dict[str, Any]]
     tmp.rename(folder / f"{name}.parquet")
 
 
+class WarehouseBusy(SeaportError):
+    """Another process has one of the warehouse's DuckDB files open (DuckDB locks whole files)."""
+
+
 class Warehouse:
     """One warehouse folder, opened by one run at a time (DuckDB's file lock enforces it)."""
 
@@ -224,10 +228,14 @@ class Warehouse:
             raise SeaportError(f"cannot use {self.root} as a warehouse folder: {e.strerror}") from None
         try:
             self.con = duckdb.connect(str(self.root / "analytics.duckdb"))
+        except duckdb.IOException:
+            raise WarehouseBusy(f"the warehouse {self.root} is in use by another process") from None
+        try:
             for file, alias in (("state", "st"), ("security", "sec")):
                 self.con.execute(f"ATTACH '{_sql_str(str(self.root / file))}.duckdb' AS {alias}")
         except duckdb.IOException:
-            raise SeaportError(f"the warehouse {self.root} is in use by another process") from None
+            self.con.close()
+            raise WarehouseBusy(f"the warehouse {self.root} is in use by another process") from None
         self.con.execute(f"SET TimeZone = '{_sql_str(tz)}'")
         self.con.execute(_STATE_DDL)
         self.con.execute(_SECURITY_DDL)

@@ -216,3 +216,63 @@ def test_ingest_before_any_topic_exists_makes_them_and_an_empty_warehouse(kafka_
     finally:
         kafka.close()
     assert "nothing new" in ingest(kafka_bootstrap, prefix, tmp_path / "wh", key_file)
+
+
+def _read_when_free(warehouse: Path, deadline: float) -> dict[str, set[tuple]] | None:
+    """The tables, or None while a run of the streaming ingest has the files (DuckDB locks them)."""
+    try:
+        return read_tables(warehouse)
+    except duckdb.IOException:
+        assert time.monotonic() < deadline, "the warehouse stayed locked between streaming runs"
+        return None
+
+
+def _wait_for_tables(warehouse: Path, wanted: dict[str, set[tuple]], proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 180
+    while (tables := _read_when_free(warehouse, deadline)) != wanted:
+        assert proc.poll() is None, "the streaming ingest stopped"
+        assert time.monotonic() < deadline, "the streaming ingest did not catch up" if tables else "no tables"
+        time.sleep(0.3)
+
+
+def test_streaming_ingests_what_arrives_frees_the_warehouse_between_runs_and_stops_on_sigint(
+    kafka_bootstrap, topic_prefix, tmp_path, key_file
+):
+    ds = build_dataset(seed=41, subjects=16)
+    beacons = ds.messages["beacons.raw"]
+    first = {topic: values for topic, values in ds.messages.items() if topic != "beacons.raw"}
+    first["beacons.raw"] = beacons[: len(beacons) // 2]
+    expected_first = expected_tables(type(ds)(messages=first), k=1)
+    expected_all = expected_tables(ds, k=1)
+    warehouse = tmp_path / "wh"
+    command = ingest_command(kafka_bootstrap, topic_prefix, warehouse, "--k", "1", "--poll-seconds", "0.3")
+    command[command.index("--until-caught-up")] = "--streaming"
+    env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key_file)}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        produce(kafka_bootstrap, topic_prefix, first)
+        _wait_for_tables(warehouse, {t: rounded(rows) for t, rows in expected_first.items()}, proc)
+        # an analyst holds the warehouse open: the next run waits for it instead of failing
+        deadline = time.monotonic() + 60
+        while (reader := _connect_when_free(warehouse / "analytics.duckdb", deadline)) is None:
+            time.sleep(0.1)
+        produce(kafka_bootstrap, topic_prefix, {"beacons.raw": beacons[len(beacons) // 2 :]})
+        time.sleep(2)  # several polls with the reader there
+        assert proc.poll() is None
+        reader.close()
+        _wait_for_tables(warehouse, {t: rounded(rows) for t, rows in expected_all.items()}, proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "in use by another process; waiting" in err and "Traceback" not in err
+    assert out.count("messages read") >= 2
+    assert read_tables(warehouse) == {t: rounded(rows) for t, rows in expected_all.items()}
+
+
+def _connect_when_free(database: Path, deadline: float) -> duckdb.DuckDBPyConnection | None:
+    try:
+        return duckdb.connect(str(database), read_only=True)
+    except duckdb.IOException:
+        assert time.monotonic() < deadline, "the warehouse stayed locked between streaming runs"
+        return None
