@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         raise SeaportError("--k must be at least 1")
     if args.security_retention_days < 1:
         raise SeaportError("--security-retention-days must be at least 1")
+    if not args.group.strip():
+        raise SeaportError("--group must name a consumer group")
+    if not args.poll_seconds > 0:
+        raise SeaportError("--poll-seconds must be more than 0")
     check_runner(args.runner)
     prefix = args.topic_prefix
     # Everything that can refuse to run does so before a single message is read.
@@ -122,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
     check_timezone(args.timezone)
     client = make_client(args.kafka_client, args.bootstrap)
     # A topic that does not exist yet has nothing to read: make it, as `seaport topics create` would.
-    client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
+    created = client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
+    if created:
+        print(f"ingest: created the missing topics {', '.join(created)} (is --topic-prefix right?)", file=sys.stderr)
     open_warehouse = functools.partial(Warehouse, args.warehouse, tz=args.timezone, k=args.k)
     warehouse: Warehouse | None = open_warehouse()  # refuses an unusable or busy folder before any read
     stop = _StopFlag()

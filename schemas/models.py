@@ -70,7 +70,7 @@ class Beacon(_Message):
     event_id: Annotated[str, Field(min_length=1, max_length=64)]
     event: BeaconEvent
     ts: Timestamp
-    anonymous_id: Annotated[str, Field(min_length=1, max_length=128)]
+    anonymous_id: Annotated[Short, Field(min_length=1)]
     session_id: Short | None = None
     page: Text
     referrer: Text | None = None

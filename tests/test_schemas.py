@@ -69,10 +69,24 @@ def test_unknown_fields_are_dropped_not_passed_through():
         (BEACON | {"duration_ms": -1}, "wrong_field:duration_ms"),
         (BEACON | {"page": "x" * 3000}, "wrong_field:page"),
         (BEACON | {"user": "o-test"}, "wrong_type:user"),
+        (BEACON | {"anonymous_id": "c" * 257}, "wrong_field:anonymous_id"),
+        (BEACON | {"ts": "9999-12-31T23:00:00-05:00"}, "invalid:ts"),  # beyond what UTC can represent
+        (BEACON | {"ts": "0001-01-01T00:30:00+14:00"}, "invalid:ts"),
+        (BEACON | {"ts": "1969-12-31T23:59:59Z"}, "invalid:ts"),
+        (BEACON | {"ts": "2100-01-01T08:00:00+08:00"}, "invalid:ts"),
     ],
 )
 def test_beacon_rejections_have_stable_reasons(doc, expected):
     assert reason(Beacon, doc) == expected
+
+
+def test_bounds_agree_so_any_subject_a_beacon_names_can_be_erased():
+    longest = "c" * 256
+    beacon = Beacon.model_validate_json(json.dumps(BEACON | {"anonymous_id": longest, "user": None}))
+    erasure = {"schema": "erasure/1", "ts": "2026-11-24T09:00:00Z", "subject": {"anonymous_id": longest},
+               "request_id": "r-1"}  # fmt: skip
+    assert ErasureRequest.model_validate_json(json.dumps(erasure)).subject == beacon.subject
+    assert Beacon.model_validate_json(json.dumps(BEACON | {"ts": "2099-12-31T23:59:59Z"})).ts.year == 2099
 
 
 def test_click_and_page_leave_carry_their_fields():
