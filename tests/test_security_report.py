@@ -84,6 +84,18 @@ def test_brute_force_from_one_prefix_is_found(rng: random.Random) -> None:
     assert found[0].score == pytest.approx(40 / Thresholds().failed_logins)
 
 
+def test_brute_force_from_one_prefix_names_its_subject_when_there_is_exactly_one(rng: random.Random) -> None:
+    _, events = normal_day(rng)
+    attacker, one, other = prefix(rng), pseudonym(rng), pseudonym(rng)
+    events += [SecurityEvent("access", one, None, attacker, "/api/login", "401", "POST") for _ in range(6)]
+    events += [SecurityEvent("access", None, None, attacker, "/api/login", "401", "POST") for _ in range(6)]
+    [found] = [a for a in detect_brute_force(events) if a.details["by"] == "ip_prefix"]
+    assert (found.subject_pseudonym, found.details["subjects"]) == (one, 1)
+    events += [SecurityEvent("access", other, None, attacker, "/api/login", "401", "POST")]
+    [found] = [a for a in detect_brute_force(events) if a.details["by"] == "ip_prefix"]
+    assert (found.subject_pseudonym, found.details["subjects"]) == (None, 2)
+
+
 def test_brute_force_on_one_subject_is_found(rng: random.Random) -> None:
     people, events = normal_day(rng)
     victim = people[3]
