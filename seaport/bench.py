@@ -19,13 +19,19 @@ import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from seaport.cli import add_kafka_options
+from seaport.cli import add_kafka_options, positive_int
+
+if TYPE_CHECKING:
+    from seaport.kafka.clients import KafkaClient
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_options(parser)
-    parser.add_argument("--events", type=int, default=1_000_000, help="beacons to generate (default: %(default)s)")
+    parser.add_argument(
+        "--events", type=positive_int, default=1_000_000, help="beacons to generate (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
     parser.add_argument(
         "--runner", default="FnApiRunner", help="Beam runner for the ingest part (default: %(default)s)"
@@ -42,17 +48,41 @@ def _peak_rss_mib() -> tuple[float, float]:
     )
 
 
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Best effort: delete every topic under the bench's own `prefix`, so a run leaves the broker as it
+    found it; a failure is reported on one line, never raised (it may follow another error)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+        for future in admin.delete_topics(names, operation_timeout=30).values() if names else []:
+            future.result()
+    except Exception as e:  # clean-up must never hide the run's own outcome
+        print(f"[bench] could not delete the topics {prefix}*: {type(e).__name__}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
-    from pipelines.ingest import ingest_once
+    from pipelines.ingest import check_runner
     from seaport.kafka.clients import make_client
+
+    check_runner(args.runner)
+    client = make_client(args.kafka_client, args.bootstrap)  # no broker: one line, before any topic exists
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    try:
+        return _bench(args, client, prefix)
+    finally:  # also on failure and Ctrl-C
+        delete_topics(args.bootstrap, prefix)
+
+
+def _bench(args: argparse.Namespace, client: KafkaClient, prefix: str) -> int:
+    from pipelines.ingest import ingest_once
     from seaport.kafka.topics import create_topics, topic_name
     from seaport.simulate import fast_beacons
     from sinks.warehouse import Warehouse
     from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Pseudonymizer
 
-    prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    client = make_client(args.kafka_client, args.bootstrap)
     create_topics(args.bootstrap, prefix)
     topic = topic_name("beacons.raw", prefix)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import os
 import sys
 from typing import NoReturn
@@ -48,6 +49,39 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
         default="confluent",
         help="Kafka client library (default: %(default)s; kafka-python where librdkafka is missing)",
     )
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts: a whole number above zero (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type for intervals and timeouts in seconds: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (0 < value < math.inf):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type for `--port`: a TCP port, 1-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}")
+    return value
 
 
 def check_timezone(name: str) -> str:

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from seaport.cli import port_number, positive_float
 from seaport.errors import SeaportError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -218,9 +219,13 @@ class Broker:
             return
         if _port_in_use(self.port):
             raise SeaportError(f"port {self.port} on 127.0.0.1 is already in use by another process")
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file in the way, or no permission: say so before the jars are fetched
+            reason = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else e.strerror
+            raise SeaportError(f"cannot use {self.data_dir} as the broker's data folder: {reason}") from None
         libs = ensure_jars()
         _require("java", "run the Kafka broker")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format_storage(libs, properties)
@@ -373,7 +378,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "status"], help="what to do")
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=DEFAULT_PORT,
         help="listener port on 127.0.0.1 (%(default)s)",
     )
@@ -385,7 +390,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=None,
         help="seconds to wait for start (60) or stop (30)",
     )
