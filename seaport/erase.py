@@ -17,11 +17,21 @@ from seaport.errors import SeaportError
 from seaport.kafka.topics import add_prefix_option, topic_name
 
 
+def identifier(text: str) -> str:
+    """argparse type for ids: surrounding spaces stripped (a pasted id often carries some), and a blank
+    id or one with a newline or another control or invisible character refused: no subject has such
+    an id, so the request would erase nothing (R8). The message never repeats the id."""
+    value = text.strip(" ")
+    if not value or not value.isprintable():
+        raise argparse.ArgumentTypeError("must be a non-blank id without control or invisible characters")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--openid", metavar="X", help="the subject's WeChat OpenId")
-    who.add_argument("--anonymous-id", metavar="X", help="the subject's anonymous cookie id")
-    parser.add_argument("--request-id", help="the request's id (default: a new UUID)")
+    who.add_argument("--openid", type=identifier, metavar="X", help="the subject's WeChat OpenId")
+    who.add_argument("--anonymous-id", type=identifier, metavar="X", help="the subject's anonymous cookie id")
+    parser.add_argument("--request-id", type=identifier, help="the request's id (default: a new UUID)")
     add_kafka_options(parser)
     add_prefix_option(parser)
 
