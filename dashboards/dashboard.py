@@ -205,10 +205,14 @@ def build_dashboard(warehouse: Path, out: Path, timezone: str = "Asia/Shanghai")
         html = render_dashboard(wh, timezone)
     finally:
         wh.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as e:  # a file where a folder should be, a read-only place, /proc…
+        reason = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else e.strerror
+        raise SeaportError(f"cannot write the dashboard to {out}: {reason}") from None
     return out
 
 

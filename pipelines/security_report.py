@@ -15,9 +15,11 @@ plain "DirectRunner" may try to download the Prism binary, which fails offline.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import re
 import zoneinfo
 from collections import Counter
 from dataclasses import dataclass
@@ -187,10 +189,11 @@ def build_pipeline(pipeline: beam.Pipeline, report_day: ReportDay, thresholds: T
 
 
 def parse_day(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise SeaportError(f"--date must be a calendar date YYYY-MM-DD, got {text!r}") from None
+    """Exactly YYYY-MM-DD, as `--help` says: `fromisoformat` alone would also take 20261124 or 2026-W48-2."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
+        with contextlib.suppress(ValueError):  # e.g. 2026-13-01
+            return dt.date.fromisoformat(text)
+    raise SeaportError(f"--date must be a calendar date YYYY-MM-DD, got {text!r}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,6 +215,10 @@ def run(args: argparse.Namespace) -> int:
     report_day = ReportDay(parse_day(args.date), check_timezone(args.timezone), Path(args.warehouse))
     if not report_day.warehouse.is_dir():
         raise SeaportError(f"warehouse directory {str(report_day.warehouse)!r} does not exist")
+    if not report_day.database.is_file():  # never create a store in a folder that is no warehouse
+        raise SeaportError(
+            f"no warehouse in {str(report_day.warehouse)!r} (no {SECURITY_DB}); run `seaport ingest` first"
+        )
     _check_writable(report_day.database)
 
     import apache_beam as beam

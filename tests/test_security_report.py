@@ -14,6 +14,7 @@ import pytest
 
 from pipelines.security_report import mask_pseudonym
 from seaport.cli import main
+from sinks.warehouse import Warehouse
 from tests.helpers import hold_write_lock
 from transforms.anomalies import (
     EVENT_COLUMNS,
@@ -279,11 +280,18 @@ def test_report_holds_no_raw_identifier(attacked_warehouse: dict) -> None:
     assert shared.pseudonym in {row[2] for row in anomaly_rows(warehouse)}  # the restricted table keeps it
 
 
-def test_day_without_data_gives_empty_report(tmp_path: Path, capsys) -> None:
-    assert run_report(tmp_path) == 0
-    html = (tmp_path / "reports" / f"security-{DAY.isoformat()}.html").read_text(encoding="utf-8")
+@pytest.fixture
+def empty_warehouse(tmp_path: Path) -> Path:
+    """A warehouse as `seaport ingest` leaves it before any message arrived."""
+    Warehouse(tmp_path).close()
+    return tmp_path
+
+
+def test_day_without_data_gives_empty_report(empty_warehouse: Path, capsys) -> None:
+    assert run_report(empty_warehouse) == 0
+    html = (empty_warehouse / "reports" / f"security-{DAY.isoformat()}.html").read_text(encoding="utf-8")
     assert "no data yet" in html
-    assert anomaly_rows(tmp_path) == []
+    assert anomaly_rows(empty_warehouse) == []
 
 
 @pytest.mark.parametrize(
@@ -291,12 +299,13 @@ def test_day_without_data_gives_empty_report(tmp_path: Path, capsys) -> None:
     [
         (["--date", "2026-13-01"], "--date must be a calendar date"),
         (["--date", "yesterday"], "--date must be a calendar date"),
+        (["--date", "20261124"], "--date must be a calendar date"),
         (["--date", "2026-11-24", "--timezone", "Mars/Olympus"], "unknown --timezone"),
         (["--date", "2026-11-24", "--runner", "NoSuchRunner"], "unknown Beam runner"),
     ],
 )
-def test_bad_input_is_one_line_error(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
-    assert main(["report", "security", "--warehouse", str(tmp_path), *argv]) == 2
+def test_bad_input_is_one_line_error(empty_warehouse: Path, capsys, argv: list[str], message: str) -> None:
+    assert main(["report", "security", "--warehouse", str(empty_warehouse), *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("seaport report: error: ") and message in err
 
