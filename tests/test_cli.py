@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
+import uuid
 
 import pytest
+
+from seaport.kafka.broker import free_port
+from seaport.kafka.topics import topic_name
+from tests.helpers import read_all
 
 
 def seaport(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -50,3 +57,102 @@ def test_every_command_explains_itself():
     for command in COMMANDS:
         done = seaport(command, "--help")
         assert done.returncode == 0 and f"usage: seaport {command}" in done.stdout, command
+
+
+def assert_one_line_usage_error(done: subprocess.CompletedProcess, says: str, secret: str = "") -> None:
+    """Exit 2, exactly one line on stderr saying `says`, no trace, and never the `secret` id."""
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    if secret:
+        assert secret.strip() not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["broker", "start", "--port", "99999"], "--port: must be a port number 1-65535"),
+        (["broker", "status", "--port", "0"], "--port: must be a port number 1-65535"),
+        (["broker", "start", "--port", "abc"], "--port: must be a port number 1-65535"),
+        (["broker", "stop", "--timeout", "-1"], "--timeout: must be a number of seconds above 0"),
+        (["broker", "stop", "--timeout", "nan"], "--timeout: must be a number of seconds above 0"),
+        (["bench", "--events", "-1"], "--events: must be a whole number above 0"),
+        (["bench", "--events", "0"], "--events: must be a whole number above 0"),
+        (["bench", "--runner", "NoSuchRunner"], "unknown Beam runner 'NoSuchRunner'"),
+        (["report", "security", "--date", "20261121"], "--date must be a calendar date YYYY-MM-DD"),
+        (["report", "security", "--date", "2026-02-30"], "--date must be a calendar date YYYY-MM-DD"),
+    ],
+)
+def test_out_of_range_numbers_and_dates_are_usage_errors(args, says):
+    assert_one_line_usage_error(seaport(*args), says)
+
+
+@pytest.mark.parametrize("option", ["--openid", "--anonymous-id"])
+@pytest.mark.parametrize("shape", ["", "   ", "{}\n", "\t{}", "{}\x1b", "\u200b{}", "{}\u3000"])
+def test_erase_refuses_blank_and_invisible_ids_without_echo(option, shape):
+    """R8: such an id names no subject, so the request would erase nothing while claiming success."""
+    canary = f"c-{uuid.uuid4().hex[:12]}"
+    done = seaport("erase", option, shape.format(canary), "--bootstrap", "127.0.0.1:1")
+    assert_one_line_usage_error(done, f"argument {option}: must be a non-blank id", secret=canary)
+
+
+def test_erase_files_a_padded_id_stripped(kafka_bootstrap, topic_prefix, kafka_client):
+    canary = f"o-{uuid.uuid4().hex[:16]}"
+    done = seaport("erase", "--openid", f"  {canary} ", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix)
+    assert done.returncode == 0, done.stderr
+    assert canary not in done.stdout + done.stderr
+    [record] = read_all(kafka_client(), topic_name("erasure.requests", topic_prefix))
+    assert record.key == canary.encode()
+    assert json.loads(record.value)["subject"] == {"openid": canary}
+
+
+def test_broker_data_dir_under_a_file_is_one_line_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for data_dir in (tmp_path / "afile", tmp_path / "afile" / "kb"):
+        done = seaport("broker", "start", "--port", str(free_port()), "--data-dir", str(data_dir))
+        assert_one_line_usage_error(done, "as the broker's data folder: a file is in the way")
+
+
+@pytest.mark.parametrize("out", ["{tmp}/afile/x.html", "/proc/x.html"])
+def test_dashboard_unwritable_out_is_one_line_error(tmp_path, out):
+    (tmp_path / "afile").write_text("x")
+    done = seaport("dashboard", "--warehouse", str(tmp_path), "--out", out.format(tmp=tmp_path))
+    assert_one_line_usage_error(done, "cannot write the dashboard to")
+
+
+def test_security_report_creates_nothing_in_a_folder_that_is_no_warehouse(tmp_path):
+    done = seaport("report", "security", "--date", "2026-11-24", "--warehouse", str(tmp_path))
+    assert_one_line_usage_error(done, "no warehouse in")
+    assert "run `seaport ingest` first" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def bench_topics(bootstrap: str) -> set[str]:
+    from confluent_kafka.admin import AdminClient
+
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+    return {name for name in topics if name.startswith("bench-")}
+
+
+def test_bench_leaves_no_topics_behind(kafka_bootstrap):
+    before = bench_topics(kafka_bootstrap)
+    done = seaport("bench", "--events", "40", "--bootstrap", kafka_bootstrap)
+    assert done.returncode == 0, done.stderr
+    assert "producing 40 beacons" in done.stderr and "stored events" in done.stdout
+    assert bench_topics(kafka_bootstrap) <= before
+
+
+def test_bench_interrupted_leaves_no_topics_behind(kafka_bootstrap):
+    before = bench_topics(kafka_bootstrap)
+    command = [sys.executable, "-m", "seaport.cli", "bench", "--events", "3000000", "--bootstrap", kafka_bootstrap]
+    bench = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert bench.stderr is not None and "producing" in bench.stderr.readline()
+        assert bench_topics(kafka_bootstrap) - before  # its topics exist while it runs
+        bench.send_signal(signal.SIGINT)  # Ctrl-C
+        assert bench.wait(timeout=60) == 130
+    finally:
+        bench.kill()
+        bench.wait()
+    assert bench_topics(kafka_bootstrap) <= before
