@@ -42,7 +42,7 @@ from apache_beam.metrics import Metrics
 from pydantic import ValidationError
 
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
-from seaport.cli import add_kafka_options, check_timezone
+from seaport.cli import add_kafka_options, check_timezone, positive_float, positive_int
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
@@ -99,9 +99,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dev", action="store_true", help="without SEAPORT_PSEUDONYM_KEY_FILE: a throw-away key in .seaport/"
     )
     parser.add_argument(
-        "--poll-seconds", type=float, default=2.0, help="--streaming: pause between runs (default: %(default)s)"
+        "--poll-seconds",
+        type=positive_float,
+        default=2.0,
+        help="--streaming: pause between runs (default: %(default)s)",
     )
-    parser.add_argument("--max-batch", type=int, default=5000, help=argparse.SUPPRESS)
+    parser.add_argument("--max-batch", type=positive_int, default=5000, help=argparse.SUPPRESS)
     parser.set_defaults(accepts_extra=True)
 
 
@@ -116,8 +119,6 @@ def run(args: argparse.Namespace) -> int:
         raise SeaportError("--security-retention-days must be at least 1")
     if not args.group.strip():
         raise SeaportError("--group must name a consumer group")
-    if not args.poll_seconds > 0:
-        raise SeaportError("--poll-seconds must be more than 0")
     check_runner(args.runner)
     prefix = args.topic_prefix
     # Everything that can refuse to run does so before a single message is read.
@@ -125,15 +126,21 @@ def run(args: argparse.Namespace) -> int:
     pseudonymizer = Pseudonymizer.from_environment(dev=args.dev, dev_dir=Path(".seaport"))
     check_timezone(args.timezone)
     client = make_client(args.kafka_client, args.bootstrap)
-    # A topic that does not exist yet has nothing to read: make it, as `seaport topics create` would.
-    created = client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
-    if created:
-        print(f"ingest: created the missing topics {', '.join(created)} (is --topic-prefix right?)", file=sys.stderr)
     open_warehouse = functools.partial(Warehouse, args.warehouse, tz=args.timezone, k=args.k)
-    warehouse: Warehouse | None = open_warehouse()  # refuses an unusable or busy folder before any read
+    try:
+        warehouse: Warehouse | None = open_warehouse()  # refuses an unusable or busy folder before any read
+    except SeaportError:
+        client.close()
+        raise
     stop = _StopFlag()
     was_idle = False
     try:
+        # A topic that does not exist yet has nothing to read: make it, as `seaport topics create` would.
+        created = client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
+        if created:
+            print(
+                f"ingest: created the missing topics {', '.join(created)} (is --topic-prefix right?)", file=sys.stderr
+            )
         while warehouse is not None:
             summary = ingest_once(
                 client=client,

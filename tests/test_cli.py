@@ -27,6 +27,8 @@ def seaport(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         (["ingest", "--dev", "--k", "0"], "--k must be at least 1"),
         (["ingest", "--dev", "--security-retention-days", "-5"], "--security-retention-days must be at least 1"),
         (["ingest", "--dev", "--runner", "NoSuchRunner"], "unknown Beam runner 'NoSuchRunner'"),
+        (["ingest", "--dev", "--group", " "], "--group must name a consumer group"),  # librdkafka aborted
+        (["ingest", "--poll-seconds", "-1"], "must be a number of seconds above 0"),
         (["erase"], "one of the arguments --openid --anonymous-id is required"),
         (["erase", "--openid", "o-secret-person", "--anonymous-id", "c-x"], "not allowed with"),
         (["report", "bogus"], "invalid choice: 'bogus'"),

@@ -276,3 +276,13 @@ def _connect_when_free(database: Path, deadline: float) -> duckdb.DuckDBPyConnec
     except duckdb.IOException:
         assert time.monotonic() < deadline, "the warehouse stayed locked between streaming runs"
         return None
+
+
+def test_a_mistyped_topic_prefix_shows(kafka_bootstrap, tmp_path, key_file):
+    prefix = f"typo{random.getrandbits(32):08x}."
+    env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key_file)}
+    done = subprocess.run(
+        ingest_command(kafka_bootstrap, prefix, tmp_path / "wh"), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"created the missing topics {prefix}beacons.raw" in done.stderr and "0 messages read" in done.stdout

@@ -113,8 +113,8 @@ def detect_brute_force(events: list[SecurityEvent], thresholds: Thresholds = Thr
                 "failed_logins": count,
                 "subjects": len(subjects),
             }
-            subject = next(iter(subjects)) if len(subjects) == 1 else None
-            found.append(Anomaly("brute_force", subject, count / thresholds.failed_logins, details))
+            only = next(iter(subjects)) if len(subjects) == 1 else None
+            found.append(Anomaly("brute_force", only, count / thresholds.failed_logins, details))
     return found
 
 
