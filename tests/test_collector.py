@@ -619,3 +619,23 @@ def test_pixel_without_anonymous_id_uses_the_tracker_cookie(
     assert status == 200
     (record,) = read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))
     assert record.key == cookie_id.encode() and json.loads(record.value)["anonymous_id"] == cookie_id
+
+
+# --- defects an outside tester found --------------------------------------------------------
+
+
+def test_pixel_opt_out_parameter_opts_out_never_in(collector: str, kafka_bootstrap: str, topic_prefix: str) -> None:
+    """`opt_out=true|1|yes|on` (any case) on a pixel opts out, as `"opt_out": true` does on /collect;
+    a header's opt-out stands whatever the query says; a value that is not a yes is no opt-out."""
+    cases = [(spelling, {}, True) for spelling in ("true", "1", "yes", "on", "TRUE", "Yes", "On")]
+    cases += [("false", {"Sec-GPC": "1"}, True), ("0", {"DNT": "1"}, True), ("no", {}, False), ("maybe", {}, False)]
+    expected = {}
+    for value, headers, opted_out in cases:
+        event_id = str(uuid.uuid4())
+        expected[event_id] = opted_out
+        query = urlencode(
+            {"event": "page_view", "event_id": event_id, "anonymous_id": anonymous_id(), "page": "/x", "opt_out": value}
+        )
+        assert request(collector, "GET", "/p.gif?" + query, headers=headers)[0] == 200
+    values = [json.loads(r.value) for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))]
+    assert {v["event_id"]: v["opt_out"] for v in values} == expected

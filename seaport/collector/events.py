@@ -19,6 +19,7 @@ from schemas.models import MAX_MESSAGE_BYTES, AccessLog, Beacon, ConsentChange, 
 # Query parameters of the pixel that name a nested field, e.g. `device.model=iPhone15,2`.
 _NESTED = ("user", "device", "network")
 _NUMERIC = ("duration_ms",)
+_YES = frozenset({"true", "1", "yes", "on"})  # the pixel's `opt_out=` spellings that opt out
 
 
 class Rejected(Exception):
@@ -61,6 +62,8 @@ def beacon_from_query(query: Any) -> dict[str, Any]:
         group, _, field = name.partition(".")
         if field and group in _NESTED:
             event.setdefault(group, {})[field] = value
+        elif name == "opt_out":  # a client may opt out, never opt in: only a yes counts, and sticks
+            event["opt_out"] = event.get("opt_out") is True or value.lower() in _YES
         elif not field:
             event[name] = value
     for name in _NUMERIC:
