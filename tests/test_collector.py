@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import socket
 import time
 import uuid
 from collections import Counter
@@ -639,3 +640,57 @@ def test_pixel_opt_out_parameter_opts_out_never_in(collector: str, kafka_bootstr
         assert request(collector, "GET", "/p.gif?" + query, headers=headers)[0] == 200
     values = [json.loads(r.value) for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))]
     assert {v["event_id"]: v["opt_out"] for v in values} == expected
+
+
+# --- defects an outside tester found --------------------------------------------------------
+
+
+def test_pixel_opt_out_parameter_opts_out_never_in(collector: str, kafka_bootstrap: str, topic_prefix: str) -> None:
+    """`opt_out=true|1|yes|on` (any case) on a pixel opts out, as `"opt_out": true` does on /collect;
+    a header's opt-out stands whatever the query says; a value that is not a yes is no opt-out."""
+    cases = [(spelling, {}, True) for spelling in ("true", "1", "yes", "on", "TRUE", "Yes", "On")]
+    cases += [("false", {"Sec-GPC": "1"}, True), ("0", {"DNT": "1"}, True), ("no", {}, False), ("maybe", {}, False)]
+    expected = {}
+    for value, headers, opted_out in cases:
+        event_id = str(uuid.uuid4())
+        expected[event_id] = opted_out
+        query = urlencode(
+            {"event": "page_view", "event_id": event_id, "anonymous_id": anonymous_id(), "page": "/x", "opt_out": value}
+        )
+        assert request(collector, "GET", "/p.gif?" + query, headers=headers)[0] == 200
+    values = [json.loads(r.value) for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))]
+    assert {v["event_id"]: v["opt_out"] for v in values} == expected
+
+
+def test_request_log_names_the_route_never_the_path_as_sent(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "collector.log"
+    canaries = [uuid.uuid4().hex for _ in range(9)]
+    pixel_query = urlencode({"event": "page_view", "anonymous_id": anonymous_id(), "page": "/x"})
+    with running_collector(kafka_bootstrap, topic_prefix, log=log) as base_url:
+        assert request(base_url, "GET", f"/demo/user/{canaries[0]}")[0] == 200
+        request(base_url, "GET", f"/p.gif;openid={canaries[1]}?{pixel_query}")
+        assert request(base_url, "GET", f"/{canaries[2]}@example.com")[0] == 404
+        request(base_url, "POST", f"/collect;{canaries[3]}", json.dumps([beacon()]), {"Content-Type": "text/plain"})
+        assert request(base_url, "POST", f"/p.gif/{canaries[4]}")[0] in (404, 405)
+        assert request(base_url, "GET", f"/healthz/{canaries[5]}")[0] == 404
+        assert request(base_url, "GET", "/p.gif?" + pixel_query)[0] == 200
+        for raw in (
+            f"GET /{canaries[6]}\x01 HTTP/1.1",
+            f"GET /{canaries[7]} HTTP/9.9",
+            f"X{canaries[8].upper()} /p.gif HTTP/1.1",  # a made-up method
+        ):
+            assert _raw_request(base_url, raw + "\r\nHost: x\r\n\r\n").startswith((b"HTTP/1.0 4", b"HTTP/1.1 4")), raw
+    written = log.read_text()
+    assert "GET /p.gif 200" in written and "GET unknown 404" in written  # it does log requests, by route
+    for canary in canaries:
+        assert canary not in written.lower()
+
+
+def _raw_request(base_url: str, raw: str) -> bytes:
+    """Bytes as sent, for requests http.client would refuse to write; the answer's first bytes."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(raw.encode())
+        return sock.recv(64)

@@ -26,8 +26,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from seaport.cli import add_kafka_options
 from seaport.collector.events import (
@@ -283,11 +284,32 @@ async def demo(request: web.Request) -> web.StreamResponse:
 # --- the application -------------------------------------------------------------------------
 
 
-class PathOnlyAccessLogger(AbstractAccessLogger):
-    """Request log without client IPs, identifiers or query strings: method, path, status, time."""
+class RouteOnlyAccessLogger(AbstractAccessLogger):
+    """Request log without client IPs, identifiers or query strings: method, route, status, time.
+
+    The route as registered (`/p.gif`, `/demo/{route}`), or `unknown`: a path as sent may carry an
+    identifier (`/demo/user/<id>`, `/p.gif;openid=<id>`), so it is never written (R12: whoever
+    reads the log needs no personal data)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info("%s %s %s %.1fms", request.method, request.path, response.status, time * 1000)
+        method = request.method if request.method in hdrs.METH_ALL else "other"  # a made-up method is text too
+        self.logger.info("%s %s %s %.1fms", method, _route(request), response.status, time * 1000)
+
+
+def _route(request: web.BaseRequest) -> str:
+    try:
+        resource = request.match_info.route.resource  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):  # a request too malformed to be routed has no match info
+        return "unknown"
+    return resource.canonical if resource is not None else "unknown"
+
+
+class _WithoutMalformedRequests(logging.Filter):
+    """aiohttp logs a malformed request with the client's IP and its raw request line (which may
+    carry an identifier): drop that record; the request log still has the 400 (R12)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
 
 
 def make_app(
@@ -418,7 +440,7 @@ async def serve(args: argparse.Namespace, limits: Limits, reuse_port: bool = Fal
     sys.setswitchinterval(float(os.environ.get("SEAPORT_SWITCH_INTERVAL", "0.0005")))
     app = make_app(args.bootstrap, limits, args.topic_prefix, args.delivery_timeout_ms)
     access_log = None if args.no_access_log else log
-    runner = web.AppRunner(app, access_log=access_log, access_log_class=PathOnlyAccessLogger, handle_signals=False)
+    runner = web.AppRunner(app, access_log=access_log, access_log_class=RouteOnlyAccessLogger, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, reuse_port=reuse_port or None, backlog=1024)
     await site.start()
@@ -437,6 +459,7 @@ def _configure_request_log() -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
+    logging.getLogger("aiohttp.server").addFilter(_WithoutMalformedRequests())
 
 
 def _run_loop(args: argparse.Namespace, limits: Limits, reuse_port: bool) -> None:
