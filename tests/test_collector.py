@@ -642,26 +642,6 @@ def test_pixel_opt_out_parameter_opts_out_never_in(collector: str, kafka_bootstr
     assert {v["event_id"]: v["opt_out"] for v in values} == expected
 
 
-# --- defects an outside tester found --------------------------------------------------------
-
-
-def test_pixel_opt_out_parameter_opts_out_never_in(collector: str, kafka_bootstrap: str, topic_prefix: str) -> None:
-    """`opt_out=true|1|yes|on` (any case) on a pixel opts out, as `"opt_out": true` does on /collect;
-    a header's opt-out stands whatever the query says; a value that is not a yes is no opt-out."""
-    cases = [(spelling, {}, True) for spelling in ("true", "1", "yes", "on", "TRUE", "Yes", "On")]
-    cases += [("false", {"Sec-GPC": "1"}, True), ("0", {"DNT": "1"}, True), ("no", {}, False), ("maybe", {}, False)]
-    expected = {}
-    for value, headers, opted_out in cases:
-        event_id = str(uuid.uuid4())
-        expected[event_id] = opted_out
-        query = urlencode(
-            {"event": "page_view", "event_id": event_id, "anonymous_id": anonymous_id(), "page": "/x", "opt_out": value}
-        )
-        assert request(collector, "GET", "/p.gif?" + query, headers=headers)[0] == 200
-    values = [json.loads(r.value) for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))]
-    assert {v["event_id"]: v["opt_out"] for v in values} == expected
-
-
 def test_request_log_names_the_route_never_the_path_as_sent(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -694,3 +674,25 @@ def _raw_request(base_url: str, raw: str) -> bytes:
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(raw.encode())
         return sock.recv(64)
+
+
+def test_several_forwarded_for_lines_are_one_list(collector: str, kafka_bootstrap: str, topic_prefix: str) -> None:
+    """RFC 7230 §3.2.2: header lines of one name are one comma-joined list, in order; the right-most
+    hop that is not a trusted proxy is the client, so the first (client-written) line can't choose."""
+    forged, real = fake_ip(), f"198.51.100.{RNG.randrange(1, 255)}"
+    event = beacon()
+    host, port = collector.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=("127.0.0.2", 0))
+    try:
+        body = json.dumps([event]).encode()
+        conn.putrequest("POST", "/collect")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.putheader("X-Forwarded-For", forged)
+        conn.putheader("X-Forwarded-For", real)
+        conn.endheaders(body)
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    (record,) = read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))
+    assert json.loads(record.value)["network"]["ip"] == real

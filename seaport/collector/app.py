@@ -83,7 +83,8 @@ def request_facts(request: web.Request, with_cookie: bool = False) -> RequestFac
     limits = request.app[LIMITS]
     headers = request.headers
     return RequestFacts(
-        client_ip=client_ip(request.remote, headers.get("X-Forwarded-For"), limits.trusted_proxies),
+        # Several X-Forwarded-For lines are one comma-joined list, in order (RFC 7230 §3.2.2).
+        client_ip=client_ip(request.remote, ",".join(headers.getall("X-Forwarded-For", ())), limits.trusted_proxies),
         user_agent=headers.get("User-Agent"),
         opt_out=headers.get("Sec-GPC") == "1" or headers.get("DNT") == "1",
         received_at=now_utc(),
