@@ -6,10 +6,13 @@ prefix, and reads the topics back with `seaport.kafka.clients`. Identifiers are 
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import random
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -696,3 +699,42 @@ def test_several_forwarded_for_lines_are_one_list(collector: str, kafka_bootstra
         conn.close()
     (record,) = read_topic(kafka_bootstrap, topic_name("beacons.raw", topic_prefix))
     assert json.loads(record.value)["network"]["ip"] == real
+
+
+COLLECT_NUMBERS_REFUSED = [
+    ("--max-events", "0"),
+    ("--max-events", "-5"),
+    ("--max-events", "ten"),
+    ("--max-body-bytes", "0"),
+    ("--rate-burst", "0"),
+    ("--delivery-timeout-ms", "0"),
+    ("--workers", "0"),
+    ("--port", "0"),
+    ("--port", "65536"),
+    ("--rate-limit", "-1"),
+    ("--rate-limit", "nan"),
+]
+
+
+def test_collect_refuses_numbers_that_must_be_positive() -> None:
+    from seaport.collector.app import add_arguments
+
+    for option, value in COLLECT_NUMBERS_REFUSED:
+        parser = argparse.ArgumentParser(prog="seaport collect")
+        add_arguments(parser)
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([option, value])
+        assert exit_info.value.code == 2, option
+    parser = argparse.ArgumentParser(prog="seaport collect")
+    add_arguments(parser)
+    args = parser.parse_args(["--rate-limit", "0", "--max-events", "1", "--port", "65535"])  # 0 = no limit
+    assert (args.rate_limit, args.max_events, args.port) == (0.0, 1, 65535)
+
+
+def test_collect_max_events_zero_is_a_one_line_usage_error(kafka_bootstrap: str) -> None:
+    command = [sys.executable, "-m", "seaport.cli", "collect", "--bootstrap", kafka_bootstrap]
+    command += ["--port", str(free_port()), "--max-events", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[1])
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("seaport collect: error: argument --max-events")

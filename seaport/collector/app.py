@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from seaport.cli import add_kafka_options
+from seaport.cli import add_kafka_options, port_number, positive_int
 from seaport.collector.events import (
     Message,
     Rejected,
@@ -348,11 +349,22 @@ def make_app(
     return app
 
 
+def _requests_per_second(text: str) -> float:
+    """argparse type for `--rate-limit`: a finite number, 0 (no limit) or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < math.inf:  # NaN fails too: it would refuse every request
+        raise argparse.ArgumentTypeError(f"must be a number of requests per second, 0 or more, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_kafka_options(parser)
     defaults = Limits()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=port_number, default=8080, help="port to listen on (default: %(default)s)")
     add_prefix_option(parser)
     parser.add_argument(
         "--cors-origin",
@@ -370,37 +382,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=int,
+        type=positive_int,
         default=defaults.max_body_bytes,
         help="largest request body (default: %(default)s)",
     )
     parser.add_argument(
         "--max-events",
-        type=int,
+        type=positive_int,
         default=defaults.max_events,
         help="most events per /collect batch or /logs request (default: %(default)s)",
     )
     parser.add_argument(
         "--rate-limit",
-        type=float,
+        type=_requests_per_second,
         default=defaults.rate_per_ip,
         metavar="PER_SECOND",
         help="requests per second per client IP, 0 = no limit (default: %(default)s)",
     )
     parser.add_argument(
         "--rate-burst",
-        type=int,
+        type=positive_int,
         default=defaults.burst_per_ip,
         help="burst allowance per client IP (default: %(default)s)",
     )
     parser.add_argument(
         "--delivery-timeout-ms",
-        type=int,
+        type=positive_int,
         default=5000,
         help="how long to wait for Kafka before answering 503 (default: %(default)s)",
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT) (default: %(default)s)"
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT) (default: %(default)s)",
     )
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
 
@@ -483,8 +498,6 @@ def run(args: argparse.Namespace) -> int:
     if args.kafka_client != "confluent":
         raise SeaportError("the collector needs confluent-kafka (its delivery reports); --kafka-client confluent")
     limits = limits_from_args(args)
-    if args.workers < 1:
-        raise SeaportError("--workers must be at least 1")
     _check_port_free(args.host, args.port)
     print(
         f"seaport collect: listening on http://{args.host}:{args.port} (topics to {args.bootstrap}, "
