@@ -34,7 +34,7 @@ def seaport(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         (["report", "bogus"], "invalid choice: 'bogus'"),
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
         ([], "required: COMMAND"),
-        (["collect", "--port", "99999"], "not a valid host and port"),
+        (["collect", "--port", "99999"], "must be a port number 1-65535"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, says):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import logging
 import random
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from seaport.collector.app import _WithoutClientDetails
 from seaport.collector.events import beacon_from_query
 from seaport.collector.limits import RateLimiter, client_ip, parse_networks
 from seaport.collector.loadtest import load_test, running_collector, topic_events
@@ -738,3 +740,17 @@ def test_collect_max_events_zero_is_a_one_line_usage_error(kafka_bootstrap: str)
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith("seaport collect: error: argument --max-events")
+
+
+def test_aiohttp_error_reports_are_reduced_to_the_exception_class():
+    canary = f"o-canary-{uuid.uuid4().hex[:12]}"
+    try:
+        raise KeyError(canary)
+    except KeyError:
+        record = logging.LogRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s", ("203.0.113.9",),
+            sys.exc_info(),
+        )  # fmt: skip
+    assert _WithoutClientDetails().filter(record)
+    text = logging.Formatter("%(name)s %(message)s").format(record)
+    assert text == "aiohttp.server error handling a request: KeyError"

@@ -306,12 +306,18 @@ def _route(request: web.BaseRequest) -> str:
     return resource.canonical if resource is not None else "unknown"
 
 
-class _WithoutMalformedRequests(logging.Filter):
-    """aiohttp logs a malformed request with the client's IP and its raw request line (which may
-    carry an identifier): drop that record; the request log still has the 400 (R12)."""
+class _WithoutClientDetails(logging.Filter):
+    """aiohttp's server log quotes the client's IP and its raw request line (which may carry an
+    identifier) with a traceback: drop a malformed request's record (the request log still has the
+    400) and reduce any other to the exception's class (R12)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            return False
+        record.msg = f"error handling a request: {type(error).__name__}" if error else "error handling a request"
+        record.args, record.exc_info, record.exc_text = (), None, None
+        return True
 
 
 def make_app(
@@ -475,7 +481,7 @@ def _configure_request_log() -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
-    logging.getLogger("aiohttp.server").addFilter(_WithoutMalformedRequests())
+    logging.getLogger("aiohttp.server").addFilter(_WithoutClientDetails())
 
 
 def _run_loop(args: argparse.Namespace, limits: Limits, reuse_port: bool) -> None:

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from seaport.cli import positive_int
 from seaport.errors import SeaportError
 from seaport.kafka.broker import free_port
 
@@ -284,9 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("SEAPORT_BOOTSTRAP", "127.0.0.1:9092"),
         help="a running broker (default: $SEAPORT_BOOTSTRAP or %(default)s)",
     )
-    parser.add_argument("--duration", type=int, default=30, help="seconds per run (default: %(default)s)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="collector processes (default: %(default)s)")
+    parser.add_argument("--duration", type=positive_int, default=30, help="seconds per run (default: %(default)s)")
+    parser.add_argument("--connections", type=positive_int, default=32, help="wrk connections (default: %(default)s)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="collector processes (default: %(default)s)")
     parser.add_argument(
         "--requests", type=int, default=0, help="event requests per wrk thread, then idle requests (default: unbounded)"
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
+from seaport.cli import positive_float, positive_int
 from seaport.errors import SeaportError
 
 ROUTES = {"consent.events": "/consent", "beacons.raw": "/collect", "access_logs.raw": "/logs"}
@@ -176,14 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--url", dest="base_url", default="http://127.0.0.1:8080", help="the collector (default: %(default)s)"
     )
-    parser.add_argument("--wait", type=float, default=30, help="seconds to wait for the collector to answer")
+    parser.add_argument("--wait", type=positive_float, default=30, help="seconds to wait for the collector to answer")
     parser.add_argument(
         "files",
         nargs="+",
         type=Path,
         help="the files of simulate --out FILE: FILE (beacons) and FILE-stem.<topic>.jsonl",
     )
-    parser.add_argument("--batch-size", type=int, default=20, help="events per request (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=20, help="events per request (default: %(default)s)")
     parser.add_argument(
         "--refused-out",
         type=Path,
