@@ -463,16 +463,16 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
 
 def _protect_valid(
     topic: str, msg: Any, rec: Any, policy: Any, pseudonymizer: Any
-) -> tuple[list[tuple[str, dict[str, Any]]], Counter[str]]:
+) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
     """The staged rows of one valid message, by kind, and the identifiers redaction found in it."""
     position = {"_partition": rec.partition, "_offset": rec.offset}
     if topic == "beacons.raw":
         analytics_row, security_row, found = policy.protect_beacon(msg, pseudonymizer)
-        return [("analytics", analytics_row | position), ("security", security_row | position)], Counter(found)
+        return [("analytics", analytics_row | position), ("security", security_row | position)], found
     if topic == "access_logs.raw":
         security_row, found = policy.protect_access(msg, pseudonymizer)
         security_row["event_id"] = f"{topic}/{rec.partition}/{rec.offset}"
-        return [("security", security_row | position)], Counter(found)
+        return [("security", security_row | position)], found
     if topic == "consent.events":
         analytics_row, security_row = policy.protect_consent(msg, pseudonymizer)
         row = {
@@ -485,7 +485,7 @@ def _protect_valid(
             "security_pseudonym": security_row["subject_pseudonym"],
             "key_id": analytics_row["key_id"],
         }
-        return [("consent", row)], Counter()
+        return [("consent", row)], ()
     analytics_row, security_row = policy.protect_erasure(msg, pseudonymizer)
     row = {
         "request_id": analytics_row["request_id"],
@@ -497,7 +497,7 @@ def _protect_valid(
         "source_partition": rec.partition,
         "source_offset": rec.offset,
     }
-    return [("erasure", row)], Counter()
+    return [("erasure", row)], ()
 
 
 def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:

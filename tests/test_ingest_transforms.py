@@ -130,8 +130,8 @@ def test_poison_messages_become_dead_letters_and_the_batch_goes_on(tmp_path: Pat
         assert_that(staged, equal_to([("analytics", 1), ("security", 1), ("deadletter", 4)]))
     letters = pq.read_table(next((tmp_path / "deadletter").glob("*.parquet"))).to_pylist()
     assert sorted((d["source_offset"], d["reason"]) for d in letters) == [
-        (0, "invalid:ts"),
-        (1, "invalid:ts"),
+        (0, "wrong_field:ts"),
+        (1, "wrong_field:ts"),
         (2, "not_json"),
         (3, "unprocessable"),
     ]
