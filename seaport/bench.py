@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -106,24 +107,28 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefix: str) -> int:
 
     progress("ingest end to end (Beam, fresh warehouse)")
     root = Path(tempfile.mkdtemp(prefix="seaport-bench-"))
-    warehouse = Warehouse(root / "warehouse")
-    t0 = time.perf_counter()
-    summary = ingest_once(
-        client=client,
-        warehouse=warehouse,
-        policy=FieldPolicy.load(),
-        pseudonymizer=Pseudonymizer.from_key_bytes(uuid.uuid4().bytes * 2),
-        group=f"{prefix}ingest",
-        prefix=prefix,
-        runner=args.runner,
-        beam_args=args.extra,
-        kafka_client=args.kafka_client,
-        bootstrap=args.bootstrap,
-        retention_days=100_000,
-        verbose=True,
-    )
-    ingest_s = time.perf_counter() - t0
-    warehouse.close()
+    try:  # a run that fails or is stopped leaves no warehouse behind
+        warehouse = Warehouse(root / "warehouse")
+        t0 = time.perf_counter()
+        summary = ingest_once(
+            client=client,
+            warehouse=warehouse,
+            policy=FieldPolicy.load(),
+            pseudonymizer=Pseudonymizer.from_key_bytes(uuid.uuid4().bytes * 2),
+            group=f"{prefix}ingest",
+            prefix=prefix,
+            runner=args.runner,
+            beam_args=args.extra,
+            kafka_client=args.kafka_client,
+            bootstrap=args.bootstrap,
+            retention_days=100_000,
+            verbose=True,
+        )
+        ingest_s = time.perf_counter() - t0
+        warehouse.close()
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     client.close()
 
     raw_rate = consumed / consume_s if consume_s else 0.0
@@ -142,7 +147,5 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefix: str) -> int:
     if args.keep:
         print(f"warehouse             {root / 'warehouse'}")
     else:
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
     return 0

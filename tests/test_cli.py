@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -137,12 +138,16 @@ def bench_topics(bootstrap: str) -> set[str]:
     return {name for name in topics if name.startswith("bench-")}
 
 
-def test_bench_leaves_no_topics_behind(kafka_bootstrap):
+def test_bench_leaves_no_topics_and_no_files_behind(kafka_bootstrap, tmp_path):
     before = bench_topics(kafka_bootstrap)
-    done = seaport("bench", "--events", "40", "--bootstrap", kafka_bootstrap)
+    command = [sys.executable, "-m", "seaport.cli", "bench", "--events", "40", "--bootstrap", kafka_bootstrap]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=os.environ | {"TMPDIR": str(tmp_path)}
+    )
     assert done.returncode == 0, done.stderr
     assert "producing 40 beacons" in done.stderr and "stored events" in done.stdout
     assert bench_topics(kafka_bootstrap) <= before
+    assert list(tmp_path.glob("seaport-bench-*")) == []
 
 
 def test_bench_interrupted_leaves_no_topics_behind(kafka_bootstrap):
