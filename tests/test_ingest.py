@@ -167,7 +167,8 @@ def test_sigkill_at_random_points_changes_nothing(kafka_bootstrap, topic_prefix,
     later = build_dataset(seed=32, subjects=20)  # a second batch of traffic, produced later
     reference, crashed = tmp_path / "reference", tmp_path / "crashed"
     rng = random.Random(4)
-    env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key_file)}
+    # TMPDIR: a process killed mid-run leaves Beam's temporary folder behind; keep it in the test's own
+    env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key_file), "TMPDIR": str(tmp_path)}
 
     def kill_and_restart(kills: int) -> None:
         for _ in range(kills):
