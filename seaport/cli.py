@@ -13,9 +13,12 @@ import logging
 import math
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 from seaport.errors import SeaportError
+
+T = TypeVar("T", int, float)
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,37 +54,25 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts: a whole number above zero (a usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
-    return value
+def number_type(parse: Callable[[str], T], within: Callable[[T], bool], wanted: str) -> Callable[[str], T]:
+    """An argparse type: `parse(text)` if `within` holds for it, else a one-line usage error saying
+    what is `wanted` (NaN fails every comparison, so it is never within)."""
+
+    def checked(text: str) -> T:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not within(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return checked
 
 
-def positive_float(text: str) -> float:
-    """argparse type for intervals and timeouts in seconds: a finite number above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not (0 < value < math.inf):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
-
-
-def port_number(text: str) -> int:
-    """argparse type for `--port`: a TCP port, 1-65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}")
-    return value
+positive_int = number_type(int, lambda n: n >= 1, "a whole number above 0")  # counts
+positive_float = number_type(float, lambda x: 0 < x < math.inf, "a number of seconds above 0")  # intervals
+port_number = number_type(int, lambda n: 1 <= n <= 65535, "a port number 1-65535")
 
 
 def check_timezone(name: str) -> str:

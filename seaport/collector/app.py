@@ -31,7 +31,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from seaport.cli import add_kafka_options, port_number, positive_int
+from seaport.cli import add_kafka_options, number_type, port_number, positive_int
 from seaport.collector.events import (
     Message,
     Rejected,
@@ -355,15 +355,8 @@ def make_app(
     return app
 
 
-def _requests_per_second(text: str) -> float:
-    """argparse type for `--rate-limit`: a finite number, 0 (no limit) or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < math.inf:  # NaN fails too: it would refuse every request
-        raise argparse.ArgumentTypeError(f"must be a number of requests per second, 0 or more, got {text!r}")
-    return value
+# NaN would refuse every request; 0 means no limit
+_requests_per_second = number_type(float, lambda x: 0 <= x < math.inf, "a number of requests per second, 0 or more")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
