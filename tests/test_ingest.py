@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from seaport.kafka.clients import make_client
-from seaport.kafka.topics import topic_name
+from seaport.kafka.topics import message_key, topic_name
 from sinks.quality import check_warehouse
 from tests.helpers import read_all
 from tests.model import build_dataset, expected_duplicates, expected_tables, normalize, rounded
@@ -31,10 +31,12 @@ TABLE_COLUMNS = {
 
 
 def produce(bootstrap: str, prefix: str, messages: dict[str, list[bytes]], client: str = "confluent") -> None:
+    """Each message under the contract's key, as the collector and `seaport produce` send it (one
+    subject's consent changes in one partition, in order)."""
     kafka = make_client(client, bootstrap)
     try:
         for topic, values in messages.items():
-            kafka.produce(topic_name(topic, prefix), [(None, v) for v in values])
+            kafka.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
     finally:
         kafka.close()
 

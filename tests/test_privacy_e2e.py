@@ -301,6 +301,8 @@ def scenario() -> tuple[Dataset, dict[str, int]]:
             "minor_guardian",
             "never",
             "gpc",
+            "tie_withdrawn",
+            "tie_granted",
         )
     }
     ds.add("consent.events", consent(subjects["granted_before"], T0 - h))
@@ -313,6 +315,11 @@ def scenario() -> tuple[Dataset, dict[str, int]]:
     ds.add("consent.events", consent(subjects["minor"], T0 - h, minor=True, guardian_consent=None))
     ds.add("consent.events", consent(subjects["minor_guardian"], T0 - h, minor=True, guardian_consent=True))
     ds.add("consent.events", consent(subjects["gpc"], T0 - h))
+    # two changes with one ts: the later in the topic wins
+    ds.add("consent.events", consent(subjects["tie_withdrawn"], T0 - h))
+    ds.add("consent.events", consent(subjects["tie_withdrawn"], T0 - h, "withdrawn"))
+    ds.add("consent.events", consent(subjects["tie_granted"], T0 - h, "withdrawn"))
+    ds.add("consent.events", consent(subjects["tie_granted"], T0 - h))
     # a shared cookie: two people sign in on one browser; before sign-in it is the cookie's subject
     ds.add("consent.events", consent({"anonymous_id": "c-shared"}, T0 - h))
     n = 0
@@ -332,12 +339,13 @@ def scenario() -> tuple[Dataset, dict[str, int]]:
         ds.add("beacons.raw", view(n, "c-shared", at + timedelta(minutes=2), openid="o-scenario-shared-b"))
     # consent arriving in the topic after the events it precedes in time
     ds.add("consent.events", consent({"openid": "o-scenario-shared-a"}, T0 - h))
-    # hour 0: granted_before, withdrawn, regranted(10:05 < 10:30 withdrawal), minor_guardian, c-shared, shared-a
-    # hour 1: granted_before, minor_guardian, c-shared, shared-a  (withdrawn at 11:30 > 11:05: still granted)
-    #         + withdrawn
+    # hour 0: granted_before, withdrawn, regranted(10:05 < 10:30 withdrawal), minor_guardian, c-shared, shared-a,
+    #         tie_granted
+    # hour 1: granted_before, minor_guardian, c-shared, shared-a, tie_granted
+    #         + withdrawn (withdrawn at 11:30 > 11:05: still granted)
     # hour 2: granted_before, granted_after (12:05 >= 12:00), regranted (12:05 < 12:10: no), minor_guardian,
-    #         c-shared, shared-a
-    return ds, {"10": 6, "11": 5, "12": 5}
+    #         c-shared, shared-a, tie_granted
+    return ds, {"10": 7, "11": 6, "12": 6}
 
 
 def test_consent_at_event_time_scenarios(kafka_bootstrap, topic_prefix, tmp_path, key_file):
@@ -353,17 +361,17 @@ def test_consent_at_event_time_scenarios(kafka_bootstrap, topic_prefix, tmp_path
     by_hour = {row[0].strftime("%H"): row[3] for row in actual["page_views_hourly"]}
     assert by_hour == visitors_by_hour
     views_by_hour = {row[0].strftime("%H"): row[2] for row in actual["page_views_hourly"]}
-    assert views_by_hour == {"10": 10, "11": 10, "12": 10}  # 11 subjects minus the minor, every event counts
+    assert views_by_hour == {"10": 12, "11": 12, "12": 12}  # 13 subjects minus the minor, every event counts
     audience = {(r[3], r[5]) for r in actual["audience_daily"]}
-    assert audience == {("Shanghai", 5), ("Beijing", 1), (None, 1)}  # the cookie subject has no profile
+    assert audience == {("Shanghai", 6), ("Beijing", 1), (None, 1)}  # the cookie subject has no profile
 
     # with the default k = 5, no published row describes fewer than 5 subjects
     warehouse5 = tmp_path / "wh5"
     ingest(kafka_bootstrap, topic_prefix, warehouse5, key)
     five = read_tables(warehouse5)
     assert five == {t: rounded(rows) for t, rows in expected_tables(ds, k=5).items()}
-    assert {(r[3], r[5]) for r in five["audience_daily"]} == {("Shanghai", 5)}  # Beijing and the cookie: too few
-    assert {r[2] for r in five["page_views_hourly"]} == {10}
+    assert {(r[3], r[5]) for r in five["audience_daily"]} == {("Shanghai", 6)}  # Beijing and the cookie: too few
+    assert {r[2] for r in five["page_views_hourly"]} == {12}
 
     # the minor without a guardian's consent has no row in the security store either
     p = Pseudonymizer.from_key_bytes(key.read_bytes())
@@ -437,7 +445,7 @@ def test_erasure_reaches_every_store_and_survives_replays(kafka_bootstrap, topic
     ingest(kafka_bootstrap, topic_prefix, warehouse, key, "--k", "1")
     assert gone()
     views = {r[0].strftime("%H"): r[2] for r in read_tables(warehouse)["page_views_hourly"]}
-    assert views == {"10": 11, "11": 10, "12": 10}  # only the other subject's new view
+    assert views == {"10": 13, "11": 12, "12": 12}  # only the other subject's new view
     after = read_tables(warehouse)
 
     # ...and a replay of old offsets (positions forgotten, a new group) does not bring them back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,3 +58,27 @@ def test_each_event_counts_in_the_local_hour_that_contains_it(tmp_path: Path, tz
     rows = _materialize(tmp_path, tz, instants)
     assert [hour for hour, _ in rows] == hours
     assert sum(views for _, views in rows) == len(instants)
+
+
+def test_of_consent_changes_with_one_ts_the_later_in_the_topic_wins():
+    """ASOF alone picks any of the changes that tie on `ts`; the rule (README) is the later offset."""
+    from transforms.consent import events_with_consent_sql
+
+    rng = random.Random(3)
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE consent (source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR,
+                                         ts TIMESTAMPTZ, analytics VARCHAR)""")  # fmt: skip
+    con.execute("CREATE TABLE events (event_id VARCHAR, subject_pseudonym VARCHAR, ts TIMESTAMPTZ, opt_out BOOLEAN)")
+    at, expected, rows = utc(2026, 11, 24, 8, 10), {}, []
+    for n in range(300):
+        subject, last = f"p{n}", rng.choice(["granted", "withdrawn"])
+        first = "withdrawn" if last == "granted" else "granted"
+        rows += [(0, 2 * n, subject, at, first), (0, 2 * n + 1, subject, at, last)]
+        con.execute("INSERT INTO events VALUES (?, ?, ?, false)", [f"e{n}", subject, utc(2026, 11, 24, 8, 15)])
+        expected[f"e{n}"] = last == "granted"
+    rng.shuffle(rows)  # the order rows happen to be stored in must not matter
+    con.executemany("INSERT INTO consent VALUES (?, ?, ?, ?, ?)", rows)
+    granted = dict(
+        con.execute(f"SELECT event_id, granted FROM ({events_with_consent_sql('events', 'consent')})").fetchall()
+    )
+    assert granted == expected

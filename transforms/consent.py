@@ -38,9 +38,13 @@ def blocked_subjects_sql(consent_table: str, erasure_table: str) -> str:
 
 def events_with_consent_sql(events_table: str, consent_table: str) -> str:
     """Every event of `events_table` with `granted`: whether its subject's analytics consent was
-    granted at the event's own time (R2, R3). ASOF picks the latest change with `ts <= e.ts`."""
+    granted at the event's own time (R2, R3). ASOF picks the latest change with `ts <= e.ts`; of
+    changes with the same `ts`, the later in the topic (ASOF alone would pick any of them)."""
     return f"""
         SELECT e.*, coalesce(c.analytics = 'granted' AND NOT e.opt_out, false) AS granted
         FROM {events_table} e
-        ASOF LEFT JOIN {consent_table} c
+        ASOF LEFT JOIN (
+            SELECT * FROM {consent_table}
+            QUALIFY row_number() OVER (PARTITION BY subject_pseudonym, ts
+                                       ORDER BY source_partition DESC, source_offset DESC) = 1) c
           ON e.subject_pseudonym = c.subject_pseudonym AND e.ts >= c.ts"""
