@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seaport.errors import SeaportError
-from transforms.consent import blocked_subjects_sql, events_with_consent_sql, minor_subjects_sql
+from transforms.consent import blocked, blocks_sql, events_with_consent_sql, minor_blocks_sql
 
 _STATE_DDL = """
 CREATE TABLE IF NOT EXISTS st.analytics_events (
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS sec.security_anomalies (
     day DATE, kind VARCHAR, subject_pseudonym VARCHAR, score DOUBLE, details VARCHAR);
 CREATE TABLE IF NOT EXISTS sec.deadletters (
     source_topic VARCHAR, source_partition INTEGER, source_offset BIGINT, reason VARCHAR,
-    subject_pseudonym VARCHAR, payload VARCHAR,
+    subject_pseudonym VARCHAR, payload VARCHAR, stored_at TIMESTAMPTZ,
     PRIMARY KEY (source_topic, source_partition, source_offset));
 CREATE TABLE IF NOT EXISTS sec.minor_flags (
     source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, ts TIMESTAMPTZ,
@@ -275,33 +275,38 @@ class Warehouse:
             """INSERT INTO sec.erasures SELECT source_partition, source_offset, security_pseudonym, requested_at
                FROM staged_erasure ON CONFLICT DO NOTHING"""
         )
+        con.execute("CREATE OR REPLACE TEMP TABLE blocked_sec AS " + blocks_sql("sec.minor_flags", "sec.erasures"))
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE blocked_sec AS " + blocked_subjects_sql("sec.minor_flags", "sec.erasures")
-        )
-        con.execute(
-            """INSERT INTO sec.deadletters SELECT * FROM staged_deadletter
-               ORDER BY source_topic, source_partition, source_offset ON CONFLICT DO NOTHING"""
+            """INSERT INTO sec.deadletters SELECT *, ?::TIMESTAMPTZ FROM staged_deadletter
+               ORDER BY source_topic, source_partition, source_offset ON CONFLICT DO NOTHING""",
+            [now],
         )
         con.execute(
             """UPDATE sec.deadletters SET subject_pseudonym = NULL, payload = NULL
                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"""
         )
         kept = self._scalar(
-            "SELECT count(*) FROM staged_security WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_sec)"
+            f"SELECT count(*) FROM staged_security s WHERE NOT {blocked('blocked_sec', 's', 'event_time')}"
         )
         inserted = self._scalar(
-            """INSERT INTO sec.security_events SELECT * EXCLUDE (_partition, _offset) FROM staged_security
-               WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_sec)
+            f"""INSERT INTO sec.security_events SELECT * EXCLUDE (_partition, _offset) FROM staged_security s
+               WHERE NOT {blocked("blocked_sec", "s", "event_time")}
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
         summary.duplicates = kept - inserted  # seen before, in this run or an earlier one
+        con.execute(f"DELETE FROM sec.security_events e WHERE {blocked('blocked_sec', 'e', 'event_time')}")
+        # a finding names a subject, not a time: any block removes it (the report re-derives the rest)
         con.execute(
-            "DELETE FROM sec.security_events WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"
+            "DELETE FROM sec.security_anomalies WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"
         )
-        con.execute(
-            f"DELETE FROM sec.security_events WHERE event_time < ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY",
-            [now],
-        )
+        for table, column in (
+            ("security_events", "event_time"),
+            ("security_anomalies", "day"),
+            ("deadletters", "stored_at"),
+        ):
+            con.execute(
+                f"DELETE FROM sec.{table} WHERE {column} < ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY", [now]
+            )
         con.execute("COMMIT")
 
         con.execute("BEGIN")
@@ -316,17 +321,15 @@ class Warehouse:
                WHERE analytics_pseudonym NOT IN (SELECT subject_pseudonym FROM st.erasures)
                ON CONFLICT DO NOTHING"""
         )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocked_subjects_sql("st.consent_changes", "st.erasures")
-        )
+        con.execute("CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocks_sql("st.consent_changes", "st.erasures"))
         summary.events_stored = self._scalar(
-            """INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics
-               WHERE subject_pseudonym NOT IN (SELECT subject_pseudonym FROM blocked_st)
+            f"""INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics a
+               WHERE NOT {blocked("blocked_st", "a", "ts")}
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
-        con.execute(
-            f"DELETE FROM st.analytics_events WHERE subject_pseudonym IN ({minor_subjects_sql('st.consent_changes')})"
-        )
+        # minors' rows go; an erased subject's stay, unlinked below, so published aggregates stay (R8)
+        con.execute("CREATE OR REPLACE TEMP TABLE minors_st AS " + minor_blocks_sql("st.consent_changes"))
+        con.execute(f"DELETE FROM st.analytics_events e WHERE {blocked('minors_st', 'e', 'ts')}")
         self._unlink_erased_subjects()
         self._withhold_profiles_without_consent(gated_columns)
         for r in summary.ranges:
@@ -359,7 +362,7 @@ class Warehouse:
         it took part in, is replaced by a random token (one per subject or session, so distinct
         counts do not move), in the facts and in the consent ledger. Nothing derives a token from
         the person or the key, so nobody can find these rows again. New events of the subject
-        are kept out by the erasure record (`blocked_subjects_sql`)."""
+        are kept out by the erasure record (`blocks_sql`)."""
         con = self.con
         con.execute(
             """CREATE OR REPLACE TEMP TABLE erased_tokens AS

@@ -228,7 +228,14 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
         consent[subj].append((_ts(doc["ts"]), doc["analytics"], minor_blocked))
     for changes in consent.values():
         changes.sort(key=lambda c: c[0])
-    blocked = {s for s, changes in consent.items() if changes[-1][2]}
+    # a minor without a guardian's consent: every event before the first change after the last such
+    # mark counts nowhere (all of them when there is none)
+    blocked_until: dict[tuple, datetime] = {}
+    for s, changes in consent.items():
+        marks = [i for i, c in enumerate(changes) if c[2]]
+        if marks:
+            after = changes[marks[-1] + 1 :]
+            blocked_until[s] = after[0][0] if after else datetime.max.replace(tzinfo=UTC)
 
     events: dict[str, dict] = {}
     duplicates = 0
@@ -238,7 +245,7 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
             continue
         user = doc.get("user") or {}
         subj = ("openid", user["openid"]) if user.get("openid") else ("anonymous_id", doc["anonymous_id"])
-        if subj in blocked:
+        if subj in blocked_until and _ts(doc["ts"]) < blocked_until[subj]:
             continue
         if doc["event_id"] in events:
             duplicates += 1

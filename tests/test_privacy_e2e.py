@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -303,6 +304,7 @@ def scenario() -> tuple[Dataset, dict[str, int]]:
             "gpc",
             "tie_withdrawn",
             "tie_granted",
+            "minor_cleared",
         )
     }
     ds.add("consent.events", consent(subjects["granted_before"], T0 - h))
@@ -315,6 +317,10 @@ def scenario() -> tuple[Dataset, dict[str, int]]:
     ds.add("consent.events", consent(subjects["minor"], T0 - h, minor=True, guardian_consent=None))
     ds.add("consent.events", consent(subjects["minor_guardian"], T0 - h, minor=True, guardian_consent=True))
     ds.add("consent.events", consent(subjects["gpc"], T0 - h))
+    # a minor without a guardian's consent until 11:30, when the guardian consents
+    ds.add("consent.events", consent(subjects["minor_cleared"], T0 - h, minor=True))
+    ds.add("consent.events", consent(subjects["minor_cleared"], T0 + h + timedelta(minutes=30), minor=True,
+                                     guardian_consent=True))  # fmt: skip
     # two changes with one ts: the later in the topic wins
     ds.add("consent.events", consent(subjects["tie_withdrawn"], T0 - h))
     ds.add("consent.events", consent(subjects["tie_withdrawn"], T0 - h, "withdrawn"))
@@ -344,8 +350,8 @@ def scenario() -> tuple[Dataset, dict[str, int]]:
     # hour 1: granted_before, minor_guardian, c-shared, shared-a, tie_granted
     #         + withdrawn (withdrawn at 11:30 > 11:05: still granted)
     # hour 2: granted_before, granted_after (12:05 >= 12:00), regranted (12:05 < 12:10: no), minor_guardian,
-    #         c-shared, shared-a, tie_granted
-    return ds, {"10": 7, "11": 6, "12": 6}
+    #         c-shared, shared-a, tie_granted, minor_cleared (its 10:05 and 11:05 events count nowhere)
+    return ds, {"10": 7, "11": 6, "12": 7}
 
 
 def test_consent_at_event_time_scenarios(kafka_bootstrap, topic_prefix, tmp_path, key_file):
@@ -361,26 +367,28 @@ def test_consent_at_event_time_scenarios(kafka_bootstrap, topic_prefix, tmp_path
     by_hour = {row[0].strftime("%H"): row[3] for row in actual["page_views_hourly"]}
     assert by_hour == visitors_by_hour
     views_by_hour = {row[0].strftime("%H"): row[2] for row in actual["page_views_hourly"]}
-    assert views_by_hour == {"10": 12, "11": 12, "12": 12}  # 13 subjects minus the minor, every event counts
+    # 14 subjects minus the minor, and minus minor_cleared until its guardian consented
+    assert views_by_hour == {"10": 12, "11": 12, "12": 13}
     audience = {(r[3], r[5]) for r in actual["audience_daily"]}
-    assert audience == {("Shanghai", 6), ("Beijing", 1), (None, 1)}  # the cookie subject has no profile
+    assert audience == {("Shanghai", 7), ("Beijing", 1), (None, 1)}  # the cookie subject has no profile
 
     # with the default k = 5, no published row describes fewer than 5 subjects
     warehouse5 = tmp_path / "wh5"
     ingest(kafka_bootstrap, topic_prefix, warehouse5, key)
     five = read_tables(warehouse5)
     assert five == {t: rounded(rows) for t, rows in expected_tables(ds, k=5).items()}
-    assert {(r[3], r[5]) for r in five["audience_daily"]} == {("Shanghai", 6)}  # Beijing and the cookie: too few
-    assert {r[2] for r in five["page_views_hourly"]} == {12}
+    assert {(r[3], r[5]) for r in five["audience_daily"]} == {("Shanghai", 7)}  # Beijing and the cookie: too few
+    assert {r[2] for r in five["page_views_hourly"]} == {12, 13}
 
     # the minor without a guardian's consent has no row in the security store either
     p = Pseudonymizer.from_key_bytes(key.read_bytes())
     minor = p.pseudonymize(Purpose.SECURITY, "openid", "o-scenario-minor")
     adult = p.pseudonymize(Purpose.SECURITY, "openid", "o-scenario-minor_guardian")
+    cleared = p.pseudonymize(Purpose.SECURITY, "openid", "o-scenario-minor_cleared")
     con = duckdb.connect(str(warehouse / "security.duckdb"), read_only=True)
-    held = {r[0] for r in con.execute("SELECT subject_pseudonym FROM security_events").fetchall()}
+    held = Counter(r[0] for r in con.execute("SELECT subject_pseudonym FROM security_events").fetchall())
     con.close()
-    assert adult in held and minor not in held
+    assert held[adult] == 3 and held[minor] == 0 and held[cleared] == 1  # only its event after 11:30
 
 
 def test_erasure_reaches_every_store_and_survives_replays(kafka_bootstrap, topic_prefix, tmp_path, key_file):
@@ -445,7 +453,7 @@ def test_erasure_reaches_every_store_and_survives_replays(kafka_bootstrap, topic
     ingest(kafka_bootstrap, topic_prefix, warehouse, key, "--k", "1")
     assert gone()
     views = {r[0].strftime("%H"): r[2] for r in read_tables(warehouse)["page_views_hourly"]}
-    assert views == {"10": 13, "11": 12, "12": 12}  # only the other subject's new view
+    assert views == {"10": 13, "11": 12, "12": 13}  # only the other subject's new view
     after = read_tables(warehouse)
 
     # ...and a replay of old offsets (positions forgotten, a new group) does not bring them back

@@ -82,3 +82,30 @@ def test_of_consent_changes_with_one_ts_the_later_in_the_topic_wins():
         con.execute(f"SELECT event_id, granted FROM ({events_with_consent_sql('events', 'consent')})").fetchall()
     )
     assert granted == expected
+
+
+def test_erasure_and_retention_reach_findings_and_dead_letters(tmp_path: Path):
+    """R8: an erased subject's security findings go with its events; retention bounds every
+    per-subject security table, not only the events."""
+    root = tmp_path / "wh"
+    warehouse = Warehouse(root, k=1)
+    warehouse.con.execute(
+        """INSERT INTO sec.security_anomalies VALUES
+           (current_date, 'many_devices', 'q-erased', 1.5, '{}'),
+           (current_date, 'scanning', 'q-other', 1.2, '{}'),
+           (DATE '2020-01-01', 'scanning', 'q-old', 1.1, '{}')"""
+    )
+    warehouse.con.execute(
+        "INSERT INTO sec.deadletters VALUES ('beacons.raw', 0, 1, 'not_json', 'q-other', '{}', TIMESTAMPTZ '2020-01-01')"
+    )
+    erasure = {"request_id": "r1", "subject_kind": "openid", "requested_at": datetime.now(UTC),
+               "analytics_pseudonym": "p-erased", "security_pseudonym": "q-erased", "key_id": "k1",
+               "source_partition": 0, "source_offset": 0}  # fmt: skip
+    staging = tmp_path / "staging"
+    write_staged(staging, "erasure", "e", [erasure])
+    summary = RunSummary("run-1", datetime.now(UTC), [OffsetRange("erasure.requests", "erasure.requests", 0, 0, 1)])
+    warehouse.commit_run(summary, staging, [], retention_days=30)
+    warehouse.close()
+    with duckdb.connect(str(root / "security.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT subject_pseudonym FROM security_anomalies").fetchall() == [("q-other",)]
+        assert con.execute("SELECT count(*) FROM deadletters").fetchall() == [(0,)]

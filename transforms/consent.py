@@ -5,8 +5,9 @@ The rules live here once, as SQL that the warehouse runs over its own tables:
 - R2/R3: a subject's analytics consent at time t is the `analytics` value of its latest consent
   change with `ts <= t`; with none it is not granted. A withdrawal stops use from its moment on and
   leaves what came before as it was. A beacon sent with Sec-GPC/DNT (`opt_out`) is not granted.
-- R9: a subject whose latest consent change marks a minor without a guardian's consent counts
-  nowhere, and its stored rows are deleted.
+- R9: the events of a minor without a guardian's consent count nowhere, and their stored rows
+  are deleted: every event of the subject before a guardian's consent (or an "I am no longer a
+  minor") that follows the last such mark.
 - R8: an erased subject counts nowhere from the request on, replays of old offsets included;
   aggregates published before it hold no identifier and stay as they were.
 
@@ -17,23 +18,39 @@ pseudonyms of one person are never stored side by side), so the same SQL runs ov
 from __future__ import annotations
 
 
-def minor_subjects_sql(consent_table: str) -> str:
-    """Pseudonyms whose latest consent change marks a minor without a guardian's consent (R9):
-    they count nowhere, and their rows are deleted. The table needs `subject_pseudonym`, `ts`,
-    `source_partition`, `source_offset`, `minor_without_guardian`."""
+def minor_blocks_sql(consent_table: str) -> str:
+    """`(subject_pseudonym, blocked_until)` for each subject a consent change marked a minor without a
+    guardian's consent (R9): its events before the first change after the last such mark (a
+    guardian's consent, or no longer a minor) count nowhere and their rows are deleted; without such
+    a change, all of them. Decided by event time, so a replay of every offset decides as the runs
+    did. The table needs `subject_pseudonym`, `ts`, `source_partition`, `source_offset`,
+    `minor_without_guardian`."""
     return f"""
-        SELECT subject_pseudonym FROM (
-            SELECT subject_pseudonym, minor_without_guardian,
+        WITH ordered AS (
+            SELECT subject_pseudonym, ts, minor_without_guardian,
                    row_number() OVER (PARTITION BY subject_pseudonym
-                                      ORDER BY ts DESC, source_partition DESC, source_offset DESC) AS latest
-            FROM {consent_table})
-        WHERE latest = 1 AND minor_without_guardian"""
+                                      ORDER BY ts, source_partition, source_offset) AS n
+            FROM {consent_table}),
+        last_mark AS (
+            SELECT subject_pseudonym, max(n) AS n FROM ordered WHERE minor_without_guardian
+            GROUP BY subject_pseudonym)
+        SELECT m.subject_pseudonym, coalesce(min(o.ts), 'infinity'::TIMESTAMPTZ) AS blocked_until
+        FROM last_mark m LEFT JOIN ordered o ON o.subject_pseudonym = m.subject_pseudonym AND o.n > m.n
+        GROUP BY m.subject_pseudonym"""
 
 
-def blocked_subjects_sql(consent_table: str, erasure_table: str) -> str:
-    """Pseudonyms whose new events count nowhere: erased ones (R8, replays included) and minors
-    without a guardian's consent (R9)."""
-    return f"SELECT subject_pseudonym FROM {erasure_table} UNION {minor_subjects_sql(consent_table)}"
+def blocks_sql(consent_table: str, erasure_table: str) -> str:
+    """`(subject_pseudonym, blocked_until)`: whose events before when count nowhere. Erased subjects
+    for good (R8, replays included), minors without a guardian's consent as `minor_blocks_sql`."""
+    return f"""
+        SELECT subject_pseudonym, 'infinity'::TIMESTAMPTZ AS blocked_until FROM {erasure_table}
+        UNION ALL SELECT * FROM ({minor_blocks_sql(consent_table)})"""
+
+
+def blocked(blocks_table: str, row: str, ts_column: str) -> str:
+    """SQL condition: the row `row` (an alias) falls in one of `blocks_table`'s blocks."""
+    return f"""EXISTS (SELECT 1 FROM {blocks_table} b WHERE b.subject_pseudonym = {row}.subject_pseudonym
+                       AND {row}.{ts_column} < b.blocked_until)"""
 
 
 def events_with_consent_sql(events_table: str, consent_table: str) -> str:
