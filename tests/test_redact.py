@@ -217,9 +217,18 @@ def test_dead_letter_payload_keeps_shape_but_no_identifier():
     parsed = json.loads(out)
     assert parsed["schema"] == "beacon/1" and parsed["event_id"] == "e-1"
     assert parsed["anonymous_id"] == "[removed]" and parsed["user"]["openid"] == "[removed]"
-    assert parsed["page"] == "/p?tel=[phone]" and parsed["extra"] == "[phone]"
+    assert parsed["page"] == "/p" and parsed["extra"] == "[phone]"  # a page as analytics keeps it
     for secret in (openid, phone, "c-4f1a9b", "3c-22-fb-00-11-22", "小明"):
         assert secret.lower() not in out.lower()
+
+
+def test_dead_letter_payload_with_a_group_of_the_wrong_type_loses_it_whole():
+    # the reason such a beacon is rejected (wrong_type:user) must not let its contents through
+    payload = {"user": ["canary-openid-837", "canary-nick 837"], "network": "canary-ua-838",
+               "device": {"model": "canary-model"}, "referrer": "/r?q=canary-query#canary-frag"}  # fmt: skip
+    parsed = json.loads(redact_payload(json.dumps(payload).encode()))
+    assert parsed == {"user": "[removed]", "network": "[removed]", "device": {"model": "canary-model"},
+                      "referrer": "/r"}  # fmt: skip
 
 
 def test_dead_letter_payload_that_is_not_json():
@@ -242,6 +251,8 @@ def test_generalizations():
     wechat = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.43"
     assert user_agent_family(wechat) == "WeChat 8"
     assert user_agent_family("curl/8.4.0") == "curl 8"
+    assert user_agent_family("sqlmap/1.7.2#stable (https://sqlmap.org)") == "sqlmap 1"
+    assert user_agent_family("canary-ua-802/1.0") == "Other"  # an unknown product name may be anything
     assert user_agent_family("o" + "Ab1" * 9 + "/1.0") == "Other"  # an identifier posing as a product
     assert user_agent_family("") == "Other"
     assert os_major("17.1.2") == "17" and os_major("Android 14") == "14" and os_major("unknown") is None

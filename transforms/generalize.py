@@ -13,11 +13,16 @@ import ipaddress
 import re
 from functools import lru_cache
 
-from transforms.redact import find_identifiers
-
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
 UNKNOWN_AGENT = "Other"
+# HTTP clients and scanners whose name the security team needs to tell tools from browsers
+KNOWN_TOOLS = frozenset(
+    ["curl", "wget", "python-requests", "python-urllib", "python-httpx", "aiohttp", "go-http-client", "okhttp",
+     "java", "apache-httpclient", "postmanruntime", "axios", "node-fetch", "libwww-perl", "httpie", "sqlmap",
+     "nikto", "nmap scripting engine", "masscan", "zgrab", "nuclei", "dirbuster", "gobuster", "wpscan",
+     "headlesschrome", "bot", "googlebot", "bingbot", "baiduspider", "yandexbot"]
+)  # fmt: skip
 
 # (family, pattern with the major version as group 1), most specific first: an Edge or a
 # WeChat user agent also names Chrome and Safari.
@@ -74,10 +79,9 @@ def user_agent_family(user_agent: str) -> str:
         if m:
             return f"{name} {m.group(1)}"
     m = _PRODUCT.match(user_agent.strip())
-    if m and m.group(1) != "Mozilla":
-        family = f"{m.group(1).strip()} {int(m.group(2))}"
-        # A made-up agent string may carry an identifier: then it says nothing.
-        return UNKNOWN_AGENT if find_identifiers(family) else family
+    # Only a known tool's name is kept: a made-up agent string may carry anything, a name included.
+    if m and m.group(1).strip().lower() in KNOWN_TOOLS:
+        return f"{m.group(1).strip()} {int(m.group(2))}"
     return UNKNOWN_AGENT
 
 

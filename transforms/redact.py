@@ -287,12 +287,16 @@ _JSON_KEYED = re.compile(r'(?i)"(' + "|".join(re.escape(k) for k in IDENTIFIER_K
 MAX_DEADLETTER_CHARS = 4096
 
 
+# Keys whose value is an object of identifiers and profile data: anything else there (a list, a
+# string: the reason the message was rejected) is removed whole.
+_IDENTIFIER_GROUPS = frozenset({"user", "device", "network"})
+# Keys whose value is a URL or path: kept as an analytics page is (path and allow-listed query).
+_URL_KEYS = frozenset({"page", "referrer", "path"})
+
+
 def _redact_json(value: object) -> object:
     if isinstance(value, dict):
-        return {
-            str(k): (_REMOVED if str(k).lower() in IDENTIFIER_KEYS and v is not None else _redact_json(v))
-            for k, v in value.items()
-        }
+        return {str(k): _redact_field(str(k).lower(), v) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact_json(v) for v in value]
     if isinstance(value, str):
@@ -303,6 +307,16 @@ def _redact_json(value: object) -> object:
         redacted = redact_cached(text)[0]
         return value if redacted == text else redacted
     return value
+
+
+def _redact_field(key: str, value: object) -> object:
+    if value is None:
+        return None
+    if key in IDENTIFIER_KEYS or (key in _IDENTIFIER_GROUPS and not isinstance(value, dict)):
+        return _REMOVED
+    if key in _URL_KEYS and isinstance(value, str):
+        return clean_page_cached(value)[0]
+    return _redact_json(value)
 
 
 def redact_payload(raw: bytes) -> str:
