@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seaport.errors import SeaportError
-from transforms.consent import blocked, blocks_sql, events_with_consent_sql, minor_blocks_sql
+from transforms.consent import blocks_join, blocks_sql, events_with_consent_sql, minor_blocks_sql
 
 _STATE_DDL = """
 CREATE TABLE IF NOT EXISTS st.analytics_events (
@@ -286,15 +286,18 @@ class Warehouse:
                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"""
         )
         kept = self._scalar(
-            f"SELECT count(*) FROM staged_security s WHERE NOT {blocked('blocked_sec', 's', 'event_time')}"
+            f"SELECT count(*) FROM staged_security s {blocks_join('ANTI', 'blocked_sec', 's', 'event_time')}"
         )
         inserted = self._scalar(
             f"""INSERT INTO sec.security_events SELECT * EXCLUDE (_partition, _offset) FROM staged_security s
-               WHERE NOT {blocked("blocked_sec", "s", "event_time")}
+               {blocks_join("ANTI", "blocked_sec", "s", "event_time")}
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
         summary.duplicates = kept - inserted  # seen before, in this run or an earlier one
-        con.execute(f"DELETE FROM sec.security_events e WHERE {blocked('blocked_sec', 'e', 'event_time')}")
+        con.execute(
+            f"""DELETE FROM sec.security_events WHERE event_id IN (SELECT e.event_id FROM sec.security_events e
+                {blocks_join("SEMI", "blocked_sec", "e", "event_time")})"""
+        )
         # a finding names a subject, not a time: any block removes it (the report re-derives the rest)
         con.execute(
             "DELETE FROM sec.security_anomalies WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"
@@ -324,12 +327,15 @@ class Warehouse:
         con.execute("CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocks_sql("st.consent_changes", "st.erasures"))
         summary.events_stored = self._scalar(
             f"""INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics a
-               WHERE NOT {blocked("blocked_st", "a", "ts")}
+               {blocks_join("ANTI", "blocked_st", "a", "ts")}
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
         # minors' rows go; an erased subject's stay, unlinked below, so published aggregates stay (R8)
         con.execute("CREATE OR REPLACE TEMP TABLE minors_st AS " + minor_blocks_sql("st.consent_changes"))
-        con.execute(f"DELETE FROM st.analytics_events e WHERE {blocked('minors_st', 'e', 'ts')}")
+        con.execute(
+            f"""DELETE FROM st.analytics_events WHERE event_id IN (SELECT e.event_id FROM st.analytics_events e
+                {blocks_join("SEMI", "minors_st", "e", "ts")})"""
+        )
         self._unlink_erased_subjects()
         self._withhold_profiles_without_consent(gated_columns)
         for r in summary.ranges:

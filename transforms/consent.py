@@ -47,10 +47,11 @@ def blocks_sql(consent_table: str, erasure_table: str) -> str:
         UNION ALL SELECT * FROM ({minor_blocks_sql(consent_table)})"""
 
 
-def blocked(blocks_table: str, row: str, ts_column: str) -> str:
-    """SQL condition: the row `row` (an alias) falls in one of `blocks_table`'s blocks."""
-    return f"""EXISTS (SELECT 1 FROM {blocks_table} b WHERE b.subject_pseudonym = {row}.subject_pseudonym
-                       AND {row}.{ts_column} < b.blocked_until)"""
+def blocks_join(kind: str, blocks_table: str, row: str, ts_column: str) -> str:
+    """`ANTI` (rows outside `blocks_table`'s blocks) or `SEMI` (rows inside) join of the rows aliased
+    `row`: one hash join on the subject (a correlated NOT EXISTS costs seven times as much)."""
+    return f"""{kind} JOIN {blocks_table} b
+               ON b.subject_pseudonym = {row}.subject_pseudonym AND {row}.{ts_column} < b.blocked_until"""
 
 
 def events_with_consent_sql(events_table: str, consent_table: str) -> str:
