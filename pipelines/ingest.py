@@ -41,7 +41,9 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from pydantic import ValidationError
 
+from schemas import safejson
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
+from schemas.safejson import too_deep
 from seaport.cli import add_kafka_options, check_timezone, positive_float, positive_int
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
@@ -429,6 +431,8 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
             reason = "empty"
         elif len(raw) > MAX_MESSAGE_BYTES:
             reason = "oversize"
+        elif too_deep(raw):
+            reason = "too_deep"
         else:
             try:
                 msg = model.model_validate_json(raw)
@@ -505,8 +509,8 @@ def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:
     from transforms.redact import well_formed
 
     try:
-        doc = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError):
+        doc = safejson.loads(raw or b"")
+    except ValueError:  # bad JSON, bad UTF-8, too deep
         return None
     if not isinstance(doc, dict):
         return None

@@ -268,12 +268,19 @@ class Warehouse:
 
         con.execute("BEGIN")
         con.execute(
-            """INSERT INTO sec.minor_flags SELECT source_partition, source_offset, security_pseudonym, ts,
-                   minor_without_guardian FROM staged_consent ON CONFLICT DO NOTHING"""
-        )
-        con.execute(
             """INSERT INTO sec.erasures SELECT source_partition, source_offset, security_pseudonym, requested_at
                FROM staged_erasure ON CONFLICT DO NOTHING"""
+        )
+        # A minor mark is personal data too: an erased subject's go, and a replay brings none back
+        # (the erasure list blocks everything of theirs without them).
+        con.execute(
+            """INSERT INTO sec.minor_flags SELECT source_partition, source_offset, security_pseudonym, ts,
+                   minor_without_guardian FROM staged_consent
+               WHERE security_pseudonym NOT IN (SELECT subject_pseudonym FROM sec.erasures)
+               ON CONFLICT DO NOTHING"""
+        )
+        con.execute(
+            "DELETE FROM sec.minor_flags WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM sec.erasures)"
         )
         con.execute("CREATE OR REPLACE TEMP TABLE blocked_sec AS " + blocks_sql("sec.minor_flags", "sec.erasures"))
         con.execute(
@@ -422,23 +429,29 @@ class Warehouse:
                        CAST(timezone('{tz}', ts) AS DATE) AS day
                 FROM ({events_with_consent_sql("st.analytics_events", "st.consent_changes")})"""
         )
+        # k holds for every figure of a row, each over its own contributors: `_subjects` is the
+        # fewest subjects behind any count of the row (the row is published only at >= k), and an
+        # average from fewer than k subjects is null. `visitors` stands on the consenting subjects
+        # it counts: a row is published only when they are at least k, or none (a 0 stands on nobody).
         cells = {
             "page_views_hourly": """
                 SELECT hour, page,
                        count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted AND event = 'page_view') AS visitors,
-                       avg(duration_ms) FILTER (WHERE event = 'page_leave') AS avg_duration_ms,
-                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
+                       CASE WHEN count(DISTINCT subject_pseudonym) FILTER (WHERE event = 'page_leave') >= {k}
+                            THEN avg(duration_ms) FILTER (WHERE event = 'page_leave') END AS avg_duration_ms,
+                       {versions},
+                       least(count(DISTINCT subject_pseudonym) FILTER (WHERE event = 'page_view'), {visitors}) AS _subjects
                 FROM ev WHERE event IN ('page_view', 'page_leave') GROUP BY ALL""",
             "clicks_hourly": """
                 SELECT hour, page, element, count(DISTINCT event_id) AS clicks,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
-                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
+                       {versions}, least(count(DISTINCT subject_pseudonym), {visitors}) AS _subjects
                 FROM ev WHERE event = 'click' GROUP BY ALL""",
             "devices_daily": """
                 SELECT day, device_model, os, os_version_major, count(DISTINCT event_id) AS events,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
-                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
+                       {versions}, least(count(DISTINCT subject_pseudonym), {visitors}) AS _subjects
                 FROM ev GROUP BY ALL""",
             "audience_daily": """
                 SELECT day, gender, country, city, language,
@@ -459,7 +472,11 @@ class Warehouse:
         }
         # Every published row names the field-policy version(s) that made its events.
         versions = "string_agg(DISTINCT policy_version, ',' ORDER BY policy_version) AS policy_version"
-        cells = {table: sql.replace("{versions}", versions) for table, sql in cells.items()}
+        visitors = "CASE WHEN visitors = 0 THEN {k} ELSE visitors END"  # 0 or >= k
+        cells = {
+            table: sql.replace("{versions}", versions).replace("{visitors}", visitors).replace("{k}", str(k))
+            for table, sql in cells.items()
+        }
         rows: dict[str, int] = {}
         suppressed: dict[str, int] = {}
         con.execute("BEGIN")

@@ -276,23 +276,36 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
     def subjects(rows: list[dict]) -> int:
         return len({e["subject"] for e in rows})
 
-    def cells(rows: list[dict], key) -> dict:
+    def cells(rows: list[dict], key, counted=lambda e: True) -> dict:
+        """Cells whose every count stands on k subjects: the events it counts (`counted`), and
+        the consenting subjects among them (visitors), unless they are none."""
         out = defaultdict(list)
         for e in rows:
             out[key(e)].append(e)
-        return {k_: v for k_, v in out.items() if subjects(v) >= k}
+
+        def stands(rows: list[dict]) -> bool:
+            return subjects(rows) >= k and (visitors(rows) == 0 or visitors(rows) >= k)
+
+        return {k_: v for k_, v in out.items() if stands([e for e in v if counted(e)])}
+
+    def views(e: dict) -> bool:
+        return e["event"] == "page_view"
+
+    def average_of(rows: list[dict]) -> float | None:
+        """An average stands on the subjects it averages: null below k."""
+        return _mean([e["duration_ms"] for e in rows]) if subjects(rows) >= k else None
 
     tables: dict[str, set[tuple]] = {}
     tables["page_views_hourly"] = {
         (
             h,
             page,
-            sum(e["event"] == "page_view" for e in rows),
-            visitors([e for e in rows if e["event"] == "page_view"]),
-            _mean([e["duration_ms"] for e in rows if e["event"] == "page_leave"]),
+            sum(views(e) for e in rows),
+            visitors([e for e in rows if views(e)]),
+            average_of([e for e in rows if e["event"] == "page_leave"]),
         )
         for (h, page), rows in cells(
-            [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["hour"], e["page"])
+            [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["hour"], e["page"]), views
         ).items()
     }
     tables["clicks_hourly"] = {

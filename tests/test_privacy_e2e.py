@@ -484,3 +484,54 @@ def test_tables_hold_the_contract_columns(kafka_bootstrap, topic_prefix, tmp_pat
     assert hour_type == "TIMESTAMP WITH TIME ZONE"
     parquet = sorted(p.relative_to(tmp_path / "wh") for p in (tmp_path / "wh" / "parquet").rglob("*.parquet"))
     assert any(str(p).startswith("parquet/page_views_hourly/date=2026-11-23/") for p in parquet)
+
+
+def _stores_naming(warehouse: Path, pseudonyms: set[str]) -> list[str]:
+    """Every table of every DuckDB store (the erasure lists aside) whose text holds one of
+    `pseudonyms`, as "file.table"."""
+    found = []
+    for db in sorted(warehouse.glob("*.duckdb")):
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+                if table == "erasures":  # the erasure list keeps the subject out of replays
+                    continue
+                text = "\n".join(map(str, con.execute(f'SELECT * FROM "{table}"').fetchall()))
+                if any(p in text for p in pseudonyms):
+                    found.append(f"{db.stem}.{table}")
+        finally:
+            con.close()
+    return found
+
+
+def test_erasure_leaves_none_of_the_subjects_pseudonyms_in_any_store(kafka_bootstrap, topic_prefix, tmp_path, key_file):
+    """Issue 15: a subject with minor marks and one without; the running warehouse, and a fresh
+    one that replays every offset, the erasure requests included."""
+    ds, _ = scenario()
+    produce(kafka_bootstrap, topic_prefix, ds.messages)
+    warehouse = tmp_path / "wh"
+    ingest(kafka_bootstrap, topic_prefix, warehouse, key_file, "--k", "1")
+    p = Pseudonymizer.from_key_bytes(key_file.read_bytes())
+    erased = ["o-scenario-minor_guardian", "o-scenario-granted_before"]  # with minor marks, without
+    kept = "o-scenario-tie_granted"
+
+    def pseudonyms(openid: str) -> set[str]:
+        return {p.pseudonymize(purpose, "openid", openid) for purpose in Purpose}
+
+    for openid in erased:  # each is held before
+        assert _stores_naming(warehouse, pseudonyms(openid)), openid
+    assert "security.minor_flags" in _stores_naming(warehouse, pseudonyms(erased[0]))
+    for openid in erased:
+        erase = subprocess.run(
+            [sys.executable, "-m", "seaport.cli", "erase", "--openid", openid, "--bootstrap", kafka_bootstrap,
+             "--topic-prefix", topic_prefix],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert erase.returncode == 0, erase.stderr
+    ingest(kafka_bootstrap, topic_prefix, warehouse, key_file, "--k", "1")
+    fresh = tmp_path / "fresh"
+    ingest(kafka_bootstrap, topic_prefix, fresh, key_file, "--k", "1", "--group", "fresh-replay")
+    for store in (warehouse, fresh):
+        for openid in erased:
+            assert _stores_naming(store, pseudonyms(openid)) == [], (store.name, openid)
+        assert _stores_naming(store, pseudonyms(kept))  # the scan finds what is there

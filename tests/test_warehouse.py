@@ -109,3 +109,50 @@ def test_erasure_and_retention_reach_findings_and_dead_letters(tmp_path: Path):
     with duckdb.connect(str(root / "security.duckdb"), read_only=True) as con:
         assert con.execute("SELECT subject_pseudonym FROM security_anomalies").fetchall() == [("q-other",)]
         assert con.execute("SELECT count(*) FROM deadletters").fetchall() == [(0,)]
+
+
+def test_k_holds_for_every_figure_of_a_row(tmp_path: Path):
+    """k = 5: a row stands on k subjects for each count (the events it counts and the consenting
+    visitors among them), and an average from fewer than k subjects is null (issue 7)."""
+    hour = utc(2026, 11, 24, 2)
+    granted = ["p1", "p2", "p3", "p4", "p5"]  # p6 never consented
+    plan = [  # (page, event, subjects)
+        ("/a", "page_view", granted[:4]), ("/a", "page_leave", ["p5"]),  # 4 viewers + 1 leave: was published
+        ("/b", "page_view", granted), ("/b", "page_leave", granted[:3]),  # average over 3: null
+        ("/c", "page_view", [*granted[:4], "p6"]),  # 5 viewers, 4 consenting
+        ("/d", "page_view", granted), ("/d", "page_leave", granted),  # all figures on 5
+    ]  # fmt: skip
+    events = []
+    for page, event, subjects in plan:
+        for s in subjects:
+            n = len(events)
+            events.append(
+                {"event_id": f"e{n}", "event": event, "ts": hour.replace(minute=n), "subject_pseudonym": s,
+                 "session_pseudonym": f"s-{s}", "page": page, "element": None,
+                 "duration_ms": 1000 * (n + 1) if event == "page_leave" else None, "device_model": "m", "os": "o",
+                 "os_version_major": "1", "gender": None, "country": None, "city": None, "language": None,
+                 "opt_out": False, "policy_version": "v1", "key_id": "k1", "_partition": 0, "_offset": n}
+            )  # fmt: skip
+    consent = [
+        {"source_partition": 0, "source_offset": i, "ts": utc(2020, 1, 1), "analytics": "granted",
+         "minor_without_guardian": False, "analytics_pseudonym": s, "security_pseudonym": "q" + s, "key_id": "k1"}
+        for i, s in enumerate(granted)
+    ]  # fmt: skip
+    staging = tmp_path / "staging"
+    write_staged(staging, "analytics", "a", events)
+    write_staged(staging, "consent", "c", consent)
+    warehouse = Warehouse(tmp_path / "wh", k=5, tz="UTC")
+    summary = RunSummary("run-1", datetime.now(UTC), [OffsetRange("beacons.raw", "beacons.raw", 0, 0, len(events))])
+    warehouse.commit_run(summary, staging, [], retention_days=36500)
+    warehouse.materialize()
+    warehouse.close()
+    with duckdb.connect(str(tmp_path / "wh" / "analytics.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT page, views, visitors, avg_duration_ms FROM page_views_hourly ORDER BY page"
+        ).fetchall()
+        suppressed = dict(con.execute("SELECT * FROM suppressed_cells").fetchall())
+        devices = con.execute("SELECT events, visitors FROM devices_daily").fetchall()
+    leaves_d = [e["duration_ms"] for e in events if e["page"] == "/d" and e["event"] == "page_leave"]
+    assert rows == [("/b", 5, 5, None), ("/d", 5, 5, sum(leaves_d) / 5)]
+    assert suppressed["page_views_hourly"] == 2
+    assert devices == [(len(events), 5)]  # p6 is among 6 subjects, 5 of them consenting

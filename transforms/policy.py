@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, NaiveDatetime
 
+from schemas import safejson
 from schemas.models import AccessLog, Beacon, ConsentChange, ErasureRequest
 from seaport.errors import SeaportError
 from transforms import generalize, redact
@@ -331,10 +332,8 @@ class FieldPolicy:
         counts: Counts = Counter()
         if not self._registration or not self._registration_key.search(raw):
             return counts  # the common case: no second parse
-        import json
-
         try:
-            doc = json.loads(raw)
+            doc = safejson.loads(raw)
         except ValueError:
             return counts
         if not isinstance(doc, dict):

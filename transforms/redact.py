@@ -19,6 +19,8 @@ from datetime import date
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from schemas import safejson
+
 # Query parameters kept in an analytics page dimension (their values still redacted).
 PAGE_QUERY_ALLOW = frozenset({"utm_source", "utm_medium", "utm_campaign", "tab", "lang"})
 
@@ -328,8 +330,8 @@ def redact_payload(raw: bytes) -> str:
     """
     text = raw[: 1 << 20].decode("utf-8", errors="replace")
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = safejson.loads(text)
+    except ValueError:  # not JSON, or too deep to walk
         cleaned = _JSON_KEYED.sub(lambda m: f'"{m.group(1)}"{m.group(2)}"{_REMOVED}"', text)
         return redact_cached(cleaned)[0][:MAX_DEADLETTER_CHARS]
     return well_formed(json.dumps(_redact_json(parsed), ensure_ascii=False)[:MAX_DEADLETTER_CHARS])

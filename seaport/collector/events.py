@@ -6,7 +6,6 @@ re-serialized from the model, so fields the models do not name never reach Kafka
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from schemas import safejson
 from schemas.models import MAX_MESSAGE_BYTES, AccessLog, Beacon, ConsentChange, validation_reason
 
 # Query parameters of the pixel that name a nested field, e.g. `device.model=iPhone15,2`.
@@ -152,8 +152,10 @@ def consent_message(change: Any, facts: RequestFacts) -> Message:
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return safejson.loads(body)
+    except safejson.TooDeep:
+        raise Rejected(400, "too_deep") from None
+    except ValueError:  # UnicodeDecodeError is one
         raise Rejected(400, "not_json") from None
 
 

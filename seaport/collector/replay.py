@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
+from schemas import safejson
 from seaport.cli import positive_float, positive_int
 from seaport.errors import SeaportError
 
@@ -57,7 +57,7 @@ def _lines(path: Path) -> list[bytes]:
 
 def _client_ip(line: bytes) -> str | None:
     try:
-        event = json.loads(line)
+        event = safejson.loads(line)
         ip = event["network"]["ip"]
     except (ValueError, KeyError, TypeError):
         return None

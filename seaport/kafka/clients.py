@@ -63,7 +63,9 @@ class KafkaClient(Protocol):
     def read_range(
         self, topic: str, partition: int, start: int, end: int, max_batch: int = 5000
     ) -> Iterator[list[Record]]: ...
-    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int: ...
+    def produce(
+        self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], refused: list[Refusal] | None = None
+    ) -> int: ...
     def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]: ...
     def close(self) -> None: ...
 
@@ -106,15 +108,42 @@ def _within(batch: list[Record], low: int, end: int) -> list[Record]:
     return batch
 
 
+Refusal = tuple[int, str]  # (index of the message in the produce call, from 0; Kafka's reason)
+
+
 @dataclass
 class _Deliveries:
-    """What the delivery callbacks of one `produce` call reported."""
+    """What the delivery callbacks of one `produce` call reported.
 
+    Without a `refused` list the first failure fails the call; with one, each message Kafka
+    refuses (too large, say) is listed there and the others are still sent."""
+
+    topic: str
+    refused: list[Refusal] | None
     delivered: int = 0
     error: str = ""  # the first failure's reason (a Kafka error, never a payload)
 
-    def fail(self, topic: str, sent: int, reason: str) -> None:
-        raise SeaportError(f"producing to {topic}: {self.delivered} of {sent} delivered ({reason})")
+    def failed(self, index: int, reason: str) -> None:
+        if self.refused is None:
+            self.error = self.error or reason
+        else:
+            self.refused.append((index, reason))
+
+    def refuse_now(self, index: int, reason: str, flush: Callable[[], object]) -> None:
+        """A message refused before it was sent."""
+        if self.refused is None:
+            flush()
+            self.fail(index + 1, f"message {index + 1} refused: {reason}")
+        self.refused.append((index, reason))
+
+    def check(self, sent: int, unfinished: str) -> None:
+        """After the flush: every message delivered, or listed as refused."""
+        done = self.delivered + len(self.refused or ())
+        if self.error or done != sent:
+            self.fail(sent, self.error or unfinished)
+
+    def fail(self, sent: int, reason: str) -> None:
+        raise SeaportError(f"producing to {self.topic}: {self.delivered} of {sent} delivered ({reason})")
 
 
 class _RangeProgress:
@@ -279,8 +308,10 @@ class ConfluentClient:
         finally:
             reader.unassign()
 
-    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-        """Send (key, value) pairs idempotently with acks=all; returns how many were delivered."""
+    def produce(
+        self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], refused: list[Refusal] | None = None
+    ) -> int:
+        """Send (key, value) pairs idempotently with acks=all; returns how many were sent."""
         from confluent_kafka import KafkaException, Producer
 
         self.partitions(topic)  # fail at once on a missing topic, not after the delivery timeout
@@ -298,31 +329,33 @@ class ConfluentClient:
                 }
             )
         producer = self._producer
-        outcome = _Deliveries()
+        outcome = _Deliveries(topic, refused)
 
-        def on_delivery(error: object, _message: object) -> None:
-            if error is None:
-                outcome.delivered += 1
-            else:
-                outcome.error = outcome.error or str(error)
+        def delivery_of(index: int) -> Callable[[Any, object], None]:
+            def on_delivery(error: Any, _message: object) -> None:
+                if error is None:
+                    outcome.delivered += 1
+                else:
+                    outcome.failed(index, error.str() if hasattr(error, "str") else str(error))
+
+            return on_delivery
 
         sent = 0
         for key, value in messages:
             while True:
                 try:
-                    producer.produce(topic, value, key, on_delivery=on_delivery)
+                    producer.produce(topic, value, key, on_delivery=delivery_of(sent))
                     break
                 except BufferError:  # local queue full: let deliveries drain it
                     producer.poll(0.1)
                 except KafkaException as e:  # refused before sending, e.g. larger than the broker allows
-                    producer.flush(TIMEOUT_S)
-                    outcome.fail(topic, sent + 1, f"message {sent + 1} refused: {e.args[0].str()}")
+                    outcome.refuse_now(sent, e.args[0].str(), lambda: producer.flush(TIMEOUT_S))
+                    break
             sent += 1
             if sent % 10_000 == 0:
                 producer.poll(0)
         remaining = producer.flush(TIMEOUT_S)
-        if outcome.error or remaining or outcome.delivered != sent:
-            outcome.fail(topic, sent, outcome.error or f"{remaining} message(s) still queued")
+        outcome.check(sent, f"{remaining} message(s) still queued")
         return sent
 
     def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]:
@@ -475,8 +508,10 @@ class KafkaPythonClient:
         finally:
             reader.unsubscribe()
 
-    def produce(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-        """Send (key, value) pairs idempotently with acks=all; returns how many were delivered."""
+    def produce(
+        self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], refused: list[Refusal] | None = None
+    ) -> int:
+        """Send (key, value) pairs idempotently with acks=all; returns how many were sent."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -486,25 +521,21 @@ class KafkaPythonClient:
                 bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5
             )
         producer = self._producer
-        outcome = _Deliveries()
+        outcome = _Deliveries(topic, refused)
 
         def delivered(_metadata: object) -> None:
             outcome.delivered += 1
 
-        def failed(error: BaseException) -> None:
-            outcome.error = outcome.error or type(error).__name__
-
         sent = 0
         for key, value in messages:
             try:
-                producer.send(topic, value=value, key=key).add_callback(delivered).add_errback(failed)
+                future = producer.send(topic, value=value, key=key).add_callback(delivered)
+                future.add_errback(lambda error, index=sent: outcome.failed(index, type(error).__name__))
             except KafkaError as e:  # refused before sending, e.g. larger than the broker allows
-                producer.flush(TIMEOUT_S)
-                outcome.fail(topic, sent + 1, f"message {sent + 1} refused: {type(e).__name__}")
+                outcome.refuse_now(sent, type(e).__name__, lambda: producer.flush(TIMEOUT_S))
             sent += 1
         producer.flush(TIMEOUT_S)
-        if outcome.error or outcome.delivered != sent:
-            outcome.fail(topic, sent, outcome.error or "delivery timed out")
+        outcome.check(sent, "delivery timed out")
         return sent
 
     def ensure_topics(self, specs: Mapping[str, TopicSpec]) -> list[str]:

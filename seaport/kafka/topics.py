@@ -9,11 +9,11 @@ side-by-side runs do not share data.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from schemas import safejson
 from seaport.cli import add_kafka_options
 
 
@@ -71,15 +71,15 @@ def message_key(base: str, payload: bytes) -> bytes | None:
     if spec is None:
         return None
     try:
-        message = json.loads(payload)
-    except ValueError:
+        message = safejson.loads(payload)
+    except ValueError:  # not JSON, not UTF-8, too deep: sent without a key
         return None
     for path in spec.key_paths:
         value = message
         for name in path:
             value = value.get(name) if isinstance(value, dict) else None
         if isinstance(value, str) and value:
-            return value.encode()
+            return value.encode("utf-8", "surrogatepass")  # a lone surrogate is a bad message, not a crash
     return None
 
 
