@@ -215,7 +215,7 @@ def ingest_once(
         policy_version=policy.version,
     )
     pending = [r for r in summary.ranges if r.end > r.start]
-    if not pending and warehouse.is_materialized():
+    if not pending and not warehouse.needs_materializing():
         return summary
     staging_root = warehouse.root / ".staging"
     shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that died: never committed

@@ -19,6 +19,7 @@ and repeating them changes nothing (keys: `event_id`, the source position).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,9 @@ CREATE TABLE IF NOT EXISTS st.runs (
     offset_ranges VARCHAR, messages BIGINT, valid BIGINT, deadletters BIGINT, duplicates BIGINT,
     events_stored BIGINT, consent_changes BIGINT, erasure_requests BIGINT, redactions VARCHAR,
     kafka_client VARCHAR, runner VARCHAR, policy_version VARCHAR);
+ALTER TABLE st.runs ADD COLUMN IF NOT EXISTS too_late BIGINT DEFAULT 0;
+CREATE TABLE IF NOT EXISTS st.dirty_days (day DATE PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS st.watermark (ts TIMESTAMPTZ);
 """
 
 _SECURITY_DDL = """
@@ -156,6 +160,12 @@ STAGED_SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
+# The columns of `st.runs` that a RunSummary's fields fill by name.
+_RUN_COLUMNS = frozenset(
+    ["run_id", "started_at", "messages", "valid", "deadletters", "duplicates", "events_stored", "consent_changes",
+     "erasure_requests", "kafka_client", "runner", "policy_version", "too_late"]
+)  # fmt: skip
+
 ANALYTICS_TABLES = ("page_views_hourly", "clicks_hourly", "devices_daily", "audience_daily", "sessions_daily")
 
 
@@ -188,6 +198,7 @@ class RunSummary:
     events_stored: int = 0
     consent_changes: int = 0
     erasure_requests: int = 0
+    too_late: int = 0  # valid beacons of days closed before the run: counted, not applied
     redactions: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     suppressed: dict[str, int] = field(default_factory=dict)
@@ -218,10 +229,11 @@ class WarehouseBusy(SeaportError):
 class Warehouse:
     """One warehouse folder, opened by one run at a time (DuckDB's file lock enforces it)."""
 
-    def __init__(self, root: Path, tz: str = "Asia/Shanghai", k: int = 5):
+    def __init__(self, root: Path, tz: str = "Asia/Shanghai", k: int = 5, late_days: int = 7):
         self.root = Path(root)
         self.tz = tz
         self.k = k
+        self.late_days = late_days
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -301,9 +313,15 @@ class Warehouse:
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
         summary.duplicates = kept - inserted  # seen before, in this run or an earlier one
+        # stored events newly blocked: only subjects named by this run's consent changes and erasures
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE newly_blocked_sec AS SELECT * FROM blocked_sec
+               WHERE subject_pseudonym IN (SELECT security_pseudonym FROM staged_consent
+                                           UNION SELECT security_pseudonym FROM staged_erasure)"""
+        )
         con.execute(
             f"""DELETE FROM sec.security_events WHERE event_id IN (SELECT e.event_id FROM sec.security_events e
-                {blocks_join("SEMI", "blocked_sec", "e", "event_time")})"""
+                {blocks_join("SEMI", "newly_blocked_sec", "e", "event_time")})"""
         )
         # a finding names a subject, not a time: any block removes it (the report re-derives the rest)
         con.execute(
@@ -331,43 +349,81 @@ class Warehouse:
                WHERE analytics_pseudonym NOT IN (SELECT subject_pseudonym FROM st.erasures)
                ON CONFLICT DO NOTHING"""
         )
+        opened = self._advance_watermark(now)
+        summary.too_late = self._scalar(f"SELECT count(*) FROM staged_analytics WHERE ts < {opened}")
         con.execute("CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocks_sql("st.consent_changes", "st.erasures"))
         summary.events_stored = self._scalar(
             f"""INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics a
                {blocks_join("ANTI", "blocked_st", "a", "ts")}
-               ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
+               WHERE a.ts >= {opened} ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
+        )
+        # What this run changes, and nothing else (its cost follows what is new): the days of its
+        # events, and every day of the subjects whose consent changed (consent at event time,
+        # minors, profiles). Erasure unlinks rows without moving any figure (R8).
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE changed_subjects AS
+               SELECT DISTINCT analytics_pseudonym AS subject_pseudonym FROM staged_consent"""
+        )
+        con.execute(
+            f"""INSERT INTO st.dirty_days
+                SELECT DISTINCT {self._day("ts")} FROM staged_analytics WHERE ts >= {opened}
+                UNION SELECT DISTINCT {self._day("ts")} FROM st.analytics_events
+                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)
+                ON CONFLICT DO NOTHING"""
         )
         # minors' rows go; an erased subject's stay, unlinked below, so published aggregates stay (R8)
-        con.execute("CREATE OR REPLACE TEMP TABLE minors_st AS " + minor_blocks_sql("st.consent_changes"))
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE minors_st AS SELECT * FROM ("
+            + minor_blocks_sql("st.consent_changes")
+            + ") WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)"
+        )
         con.execute(
             f"""DELETE FROM st.analytics_events WHERE event_id IN (SELECT e.event_id FROM st.analytics_events e
                 {blocks_join("SEMI", "minors_st", "e", "ts")})"""
         )
         self._unlink_erased_subjects()
         self._withhold_profiles_without_consent(gated_columns)
+        # The late window: facts of closed days are personal data with no purpose left (they can no
+        # longer change a published cell), so they go.
+        con.execute(f"DELETE FROM st.analytics_events WHERE ts < {opened}")
         for r in summary.ranges:
             con.execute("INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)", [r.topic, r.partition, r.end])
+        run = {k: v for k, v in asdict(summary).items() if k in _RUN_COLUMNS}
+        run |= {
+            "committed_at": now,
+            "offset_ranges": summary.ranges_json(),
+            "redactions": json.dumps(summary.redactions, sort_keys=True),
+        }
+        names = ", ".join(run)
         con.execute(
-            "INSERT OR REPLACE INTO st.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                summary.run_id,
-                summary.started_at,
-                now,
-                summary.ranges_json(),
-                summary.messages,
-                summary.valid,
-                summary.deadletters,
-                summary.duplicates,
-                summary.events_stored,
-                summary.consent_changes,
-                summary.erasure_requests,
-                json.dumps(summary.redactions, sort_keys=True),
-                summary.kafka_client,
-                summary.runner,
-                summary.policy_version,
-            ],
+            f"INSERT OR REPLACE INTO st.runs ({names}) VALUES ({', '.join('?' * len(run))})", list(run.values())
         )
         con.execute("COMMIT")
+
+    def _day(self, instant: str) -> str:
+        """SQL: the calendar day of an instant in the warehouse's time zone."""
+        return f"CAST(timezone('{_sql_str(self.tz)}', {instant}) AS DATE)"
+
+    def _day_start(self, day: str) -> str:
+        """SQL: the instant a calendar day starts in the warehouse's time zone."""
+        return f"timezone('{_sql_str(self.tz)}', CAST({day} AS TIMESTAMP))"
+
+    def _advance_watermark(self, now: datetime) -> str:
+        """Moves the watermark (the latest event time seen, never past the clock) to this run's
+        events; returns SQL for the instant the open days start: `late_days` days before the
+        watermark's day. Events, consent and erasures for earlier days no longer change a
+        published cell."""
+        con = self.con
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE new_watermark AS
+               SELECT greatest((SELECT max(ts) FROM st.watermark),
+                               (SELECT max(least(ts, ?::TIMESTAMPTZ)) FROM staged_analytics)) AS ts""",
+            [now],
+        )
+        con.execute("DELETE FROM st.watermark")
+        con.execute("INSERT INTO st.watermark SELECT ts FROM new_watermark WHERE ts IS NOT NULL")
+        first_open_day = f"{self._day('ts')} - {int(self.late_days)}"
+        return f"coalesce((SELECT {self._day_start(first_open_day)} FROM st.watermark), '-infinity'::TIMESTAMPTZ)"
 
     def _unlink_erased_subjects(self) -> None:
         """R8: an erased subject's facts lose every link to the person, while the aggregates
@@ -375,14 +431,15 @@ class Warehouse:
         it took part in, is replaced by a random token (one per subject or session, so distinct
         counts do not move), in the facts and in the consent ledger. Nothing derives a token from
         the person or the key, so nobody can find these rows again. New events of the subject
-        are kept out by the erasure record (`blocks_sql`)."""
+        are kept out by the erasure record (`blocks_sql`). Only this run's requests have anything
+        left to unlink."""
         con = self.con
         con.execute(
             """CREATE OR REPLACE TEMP TABLE erased_tokens AS
                SELECT subject_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
                FROM (SELECT subject_pseudonym FROM st.analytics_events
                      UNION SELECT subject_pseudonym FROM st.consent_changes)
-               WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM st.erasures)"""
+               WHERE subject_pseudonym IN (SELECT analytics_pseudonym FROM staged_erasure)"""
         )
         con.execute(
             """CREATE OR REPLACE TEMP TABLE erased_sessions AS
@@ -403,31 +460,73 @@ class Warehouse:
 
     def _withhold_profiles_without_consent(self, gated_columns: list[str]) -> None:
         """R2: profile dimensions stay only on events whose subject had analytics consent at the
-        event's own time (R3); the others lose them for good."""
+        event's own time (R3); the others lose them for good. Only this run's events and those of
+        subjects whose consent changed in it can have anything to lose."""
         if not gated_columns:
             return
         assignments = ", ".join(f"{c} = NULL" for c in gated_columns)
         any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
         self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS SELECT * FROM st.analytics_events
+                WHERE ({any_set}) AND (event_id IN (SELECT event_id FROM staged_analytics)
+                                       OR subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects))"""
+        )
+        self.con.execute(
             f"""UPDATE st.analytics_events SET {assignments}
-                WHERE ({any_set}) AND event_id NOT IN (
-                    SELECT event_id FROM ({events_with_consent_sql("st.analytics_events", "st.consent_changes")})
-                    WHERE granted)"""
+                WHERE event_id IN (
+                    SELECT event_id FROM ({events_with_consent_sql("profile_candidates", "st.consent_changes")})
+                    WHERE NOT granted)"""
         )
 
     # -- the analysts' tables --------------------------------------------------------------------
     def materialize(self, summary: RunSummary | None = None) -> dict[str, int]:
-        """Rebuild the aggregates from the stored facts, suppressing cells of fewer than k distinct
-        subjects (R4), then export them to Parquet. Returns rows per table."""
+        """Rebuild the aggregates of the days the committed runs changed (`st.dirty_days`) from the
+        stored facts, suppressing cells of fewer than k distinct subjects (R4), and replace those
+        days' Parquet partitions. Returns rows per table.
+
+        Exact because every figure is per hour or per day: a day's cells are a function of that
+        day's facts (a session's, of its sessions' facts, on the day it starts). A crash anywhere
+        leaves the dirty days listed, and rebuilding a day twice gives the same rows."""
         con = self.con
         tz, k = _sql_str(self.tz), int(self.k)
+        con.execute(_ANALYTICS_DDL)
+        settings = [k, self.tz]
+        if con.execute("SELECT k, tz FROM main.materialized_with").fetchall() != [tuple(settings)]:
+            # another k or time zone: every day that still has facts is rebuilt under it
+            con.execute(f"INSERT INTO st.dirty_days SELECT DISTINCT {self._day('ts')} FROM st.analytics_events "
+                        "ON CONFLICT DO NOTHING")  # fmt: skip
+        # The days to rebuild: the dirty ones, and the first day of each session that touches them.
+        con.execute("CREATE OR REPLACE TEMP TABLE dirty AS SELECT day FROM st.dirty_days")
+        span = f"""ts >= (SELECT {self._day_start("min(day)")} FROM dirty)
+                   AND ts < (SELECT {self._day_start("max(day) + 1")} FROM dirty)"""
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE days AS
+                WITH touched AS (SELECT DISTINCT session_pseudonym FROM st.analytics_events
+                                 WHERE {span} AND {self._day("ts")} IN (SELECT day FROM dirty))
+                SELECT day FROM dirty
+                UNION SELECT min({self._day("ts")}) FROM st.analytics_events
+                      WHERE session_pseudonym IN (SELECT session_pseudonym FROM touched) GROUP BY session_pseudonym"""
+        )
+        span = span.replace("FROM dirty", "FROM days")
         # An event's hour starts the local minutes and seconds before it: unlike local time truncated
         # and read back, this is one instant also in the hour the clocks go back.
+        with_time = f"""SELECT *, ts - (timezone('{tz}', ts) - date_trunc('hour', timezone('{tz}', ts))) AS hour,
+                               {self._day("ts")} AS day
+                        FROM ({events_with_consent_sql("{events}", "st.consent_changes")})"""
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE ev AS
-                SELECT *, ts - (timezone('{tz}', ts) - date_trunc('hour', timezone('{tz}', ts))) AS hour,
-                       CAST(timezone('{tz}', ts) AS DATE) AS day
-                FROM ({events_with_consent_sql("st.analytics_events", "st.consent_changes")})"""
+            f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({with_time.replace("{events}", "day_events")})
+                WHERE day IN (SELECT day FROM days)""".replace(
+                "day_events", f"(SELECT * FROM st.analytics_events WHERE {span})"
+            )
+        )
+        # every event of the sessions that start on those days
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE sev AS SELECT * FROM ({with_time.replace("{events}", "session_events")})
+                QUALIFY min(day) OVER (PARTITION BY session_pseudonym) IN (SELECT day FROM days)""".replace(
+                "session_events",
+                """(SELECT * FROM st.analytics_events WHERE session_pseudonym IN
+                    (SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL))""",
+            )
         )
         # k holds for every figure of a row, each over its own contributors: `_subjects` is the
         # fewest subjects behind any count of the row (the row is published only at >= k), and an
@@ -467,7 +566,7 @@ class Warehouse:
                              list(DISTINCT policy_version) AS versions,
                              coalesce(sum(duration_ms) FILTER (WHERE event = 'page_leave'), 0) AS duration_ms,
                              count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views
-                      FROM ev WHERE session_pseudonym IS NOT NULL GROUP BY session_pseudonym)
+                      FROM sev GROUP BY session_pseudonym)
                 GROUP BY day""",
         }
         # Every published row names the field-policy version(s) that made its events.
@@ -477,37 +576,62 @@ class Warehouse:
             table: sql.replace("{versions}", versions).replace("{visitors}", visitors).replace("{k}", str(k))
             for table, sql in cells.items()
         }
-        rows: dict[str, int] = {}
-        suppressed: dict[str, int] = {}
         con.execute("BEGIN")
         for table, sql in cells.items():
+            day = self._row_day(table)
             con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql}")
-            suppressed[table] = self._scalar(f"SELECT count(*) FROM cells WHERE _subjects < {k}")
+            con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} AS SELECT * EXCLUDE (_subjects) FROM cells LIMIT 0")
+            con.execute(f"DELETE FROM main.{table} WHERE {day} IN (SELECT day FROM days)")
             con.execute(
-                f"""CREATE OR REPLACE TABLE main.{table} AS
-                    SELECT * EXCLUDE (_subjects) FROM cells WHERE _subjects >= {k} ORDER BY ALL"""
+                f"""INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects) FROM cells
+                    WHERE _subjects >= {k} ORDER BY ALL"""
             )
-            rows[table] = self._scalar(f"SELECT count(*) FROM main.{table}")
+            con.execute(
+                f"DELETE FROM main.suppressed_cells_daily WHERE table_name = '{table}' AND day IN (SELECT day FROM days)"
+            )
+            con.execute(
+                f"""INSERT INTO main.suppressed_cells_daily
+                    SELECT '{table}', {day}, count(*) FROM cells WHERE _subjects < {k} GROUP BY ALL"""
+            )
         con.execute("DROP TABLE cells")
         con.execute("DROP TABLE ev")
-        con.execute("CREATE OR REPLACE TABLE main.suppressed_cells (table_name VARCHAR, cells BIGINT)")
-        con.executemany("INSERT INTO main.suppressed_cells VALUES (?, ?)", sorted(suppressed.items()))
+        con.execute("DROP TABLE sev")
+        listed = ", ".join(f"('{t}')" for t in ANALYTICS_TABLES)
+        con.execute(
+            f"""CREATE OR REPLACE TABLE main.suppressed_cells AS
+                SELECT t.table_name, coalesce(sum(s.cells), 0)::BIGINT AS cells
+                FROM (VALUES {listed}) t(table_name) LEFT JOIN main.suppressed_cells_daily s USING (table_name)
+                GROUP BY ALL ORDER BY ALL"""
+        )
+        con.execute("DELETE FROM main.materialized_with")
+        con.execute("INSERT INTO main.materialized_with VALUES (?, ?)", settings)
         self._copy_bookkeeping()
-        self._export_parquet()  # inside the transaction: a crash before COMMIT redoes both
         con.execute("COMMIT")
+        days = [d for (d,) in con.execute("SELECT day FROM days ORDER BY day").fetchall()]
+        self._export_parquet(days)
+        # only now are these days done: a crash before this line rebuilds them again
+        con.execute("DELETE FROM st.dirty_days WHERE day IN (SELECT day FROM days)")
+        rows = {t: self._scalar(f"SELECT count(*) FROM main.{t}") for t in ANALYTICS_TABLES}
         if summary is not None:
-            summary.rows, summary.suppressed = rows, suppressed
+            summary.rows = rows
+            summary.suppressed = dict(con.execute("SELECT table_name, cells FROM main.suppressed_cells").fetchall())
         return rows
 
-    def is_materialized(self) -> bool:
-        """Whether the aggregates reflect the last committed run (a crash may fall in between)."""
+    def _row_day(self, table: str) -> str:
+        """SQL: the calendar day a row of an aggregate table belongs to."""
+        return "day" if table.endswith("_daily") else self._day("hour")
+
+    def needs_materializing(self) -> bool:
+        """Whether committed runs left days to rebuild, or the aggregates are missing or behind the
+        last committed run (a crash may fall in between)."""
         exists = self._scalar(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'analytics' AND table_name = 'ingest_runs'"
         )
-        if not exists:
-            return False
-        missing = self._scalar("SELECT count(*) FROM st.runs WHERE run_id NOT IN (SELECT run_id FROM main.ingest_runs)")
-        return missing == 0
+        if not exists or self._scalar("SELECT count(*) FROM st.dirty_days"):
+            return True
+        return (
+            self._scalar("SELECT count(*) FROM st.runs WHERE run_id NOT IN (SELECT run_id FROM main.ingest_runs)") > 0
+        )
 
     def _copy_bookkeeping(self) -> None:
         """The analysts' view of the pipeline's own records, without any pseudonym."""
@@ -515,7 +639,7 @@ class Warehouse:
             """CREATE OR REPLACE TABLE main.ingest_runs AS
                SELECT run_id, started_at, committed_at AS finished_at, offset_ranges, messages, valid,
                       deadletters, duplicates, events_stored, consent_changes, erasure_requests,
-                      redactions, kafka_client, runner, policy_version
+                      redactions, kafka_client, runner, policy_version, too_late
                FROM st.runs ORDER BY started_at"""
         )
         self.con.execute(
@@ -529,20 +653,33 @@ class Warehouse:
                ORDER BY requested_at, request_id"""
         )
 
-    def _export_parquet(self) -> None:
-        """`parquet/<table>/date=YYYY-MM-DD/*.parquet`, days in the warehouse's time zone."""
-        tz = _sql_str(self.tz)
+    def _export_parquet(self, days: list[Any]) -> None:
+        """`parquet/<table>/date=YYYY-MM-DD/data_0.parquet`, days in the warehouse's time zone: each
+        rebuilt day's file is written beside and renamed over the old one (a reader sees the old
+        day or the new one, never half of it); a day left without rows loses its folder."""
+        scratch = self.root / "parquet" / ".scratch"
+        scratch.mkdir(parents=True, exist_ok=True)
         for table in ANALYTICS_TABLES:
-            target = self.root / "parquet" / table
-            shutil.rmtree(target, ignore_errors=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            day = "day" if table.endswith("_daily") else f"CAST(timezone('{tz}', hour) AS DATE)"
-            if self._scalar(f"SELECT count(*) FROM main.{table}") == 0:
-                continue
-            self.con.execute(
-                f"""COPY (SELECT *, strftime({day}, '%Y-%m-%d') AS date FROM main.{table})
-                    TO '{_sql_str(str(target))}' (FORMAT parquet, PARTITION_BY (date))"""
-            )
+            day_column = self._row_day(table)
+            for day in days:
+                folder = self.root / "parquet" / table / f"date={day.isoformat()}"
+                query = f"SELECT * FROM main.{table} WHERE {day_column} = ?::DATE"
+                if self._scalar(f"SELECT count(*) FROM ({query})", [day]) == 0:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    continue
+                tmp = scratch / f"{table}-{day.isoformat()}.parquet"
+                self.con.execute(
+                    f"COPY ({query.replace('?::DATE', repr(day.isoformat()) + '::DATE')}) "
+                    f"TO '{_sql_str(str(tmp))}' (FORMAT parquet)"
+                )
+                folder.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, folder / "data_0.parquet")
+
+
+_ANALYTICS_DDL = """
+CREATE TABLE IF NOT EXISTS main.suppressed_cells_daily (table_name VARCHAR, day DATE, cells BIGINT);
+CREATE TABLE IF NOT EXISTS main.materialized_with (k INTEGER, tz VARCHAR);
+"""
 
 
 def _sql_str(s: str) -> str:
