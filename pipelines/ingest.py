@@ -91,6 +91,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--security-retention-days", type=int, default=180, help="keep security events this long (default: %(default)s)"
     )
     parser.add_argument(
+        "--late-days",
+        type=positive_int,
+        default=7,
+        help="days before the latest event time seen that events, consent changes and erasures still "
+        "change published cells; older ones are counted (ingest_runs.too_late), not applied, and the "
+        "per-event facts of those days are purged (default: %(default)s)",
+    )
+    parser.add_argument(
         "--runner",
         default="FnApiRunner",
         help="any Beam runner (default: %(default)s, in-process); other Beam "
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     pseudonymizer = Pseudonymizer.from_environment(dev=args.dev, dev_dir=Path(".seaport"))
     check_timezone(args.timezone)
     client = make_client(args.kafka_client, args.bootstrap)
-    open_warehouse = functools.partial(Warehouse, args.warehouse, tz=args.timezone, k=args.k)
+    open_warehouse = functools.partial(Warehouse, args.warehouse, tz=args.timezone, k=args.k, late_days=args.late_days)
     try:
         warehouse: Warehouse | None = open_warehouse()  # refuses an unusable or busy folder before any read
     except SeaportError:
@@ -557,6 +565,8 @@ def format_summary(s: RunSummary, root: Path) -> str:
         f"{s.duplicates} duplicates, {s.events_stored} new beacon events, {s.consent_changes} consent changes, "
         f"{s.erasure_requests} erasure requests",
     ]
+    if s.too_late:
+        lines.append(f"  {s.too_late} beacon events of days already closed (--late-days): counted, not applied")
     if s.redactions:
         lines.append(
             "  redacted or dropped (personal data in free text, registration fields): "
