@@ -1,37 +1,57 @@
 """`seaport bench`: the throughput benchmark, in one run on one broker.
 
-1. generates N valid beacons (default 1,000,000) into a fresh topic set (a unique prefix);
-2. times the Kafka client alone reading them all (no processing): the raw consume rate;
-3. times `seaport ingest` end to end over the same messages into a fresh warehouse: read,
-   validate, protect, stage, commit, materialize;
-4. prints both rates, their ratio, and the peak memory (RSS) of this process.
+1. generates about N messages of realistic traffic (`seaport simulate`'s generator: beacons with
+   free text holding personal data, access logs, consent changes, erasure requests, 2 %
+   duplicates, late events, 0.1 % malformed) into a fresh topic set (a unique prefix), one
+   simulated day after another;
+2. times the Kafka client alone reading every message of those topics: the raw consume rate;
+3. times `seaport ingest` end to end over the same messages into a fresh warehouse, phase by
+   phase (events/s and share of each);
+4. times the same small increment (a later day of a few hundred visitors) ingested into an empty
+   warehouse and on top of the N stored messages: with the incremental commit its cost should not
+   depend on what is stored;
+5. prints the peak memory (RSS) summed over this process and every process it started.
 
 Benchmarks are not tests: nothing here asserts a speed.
+
+    seaport bench --bootstrap 127.0.0.1:9092 --events 1000000
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from seaport.cli import add_kafka_options, positive_int
 
 if TYPE_CHECKING:
     from seaport.kafka.clients import KafkaClient
 
+INPUT_TOPICS = ("beacons.raw", "access_logs.raw", "consent.events", "erasure.requests")
+MESSAGES_PER_VISITOR_DAY = 13  # what simulate makes, on average, of one visitor in one day
+INCREMENT_USERS = 400
+# Every generated day stays open: a bench of many days in one run measures throughput, and its
+# increment then lands on top of everything stored.
+BENCH_LATE_DAYS = 36_500
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Time seaport ingest against the Kafka client's own read rate, on realistic traffic."
     add_kafka_options(parser)
     parser.add_argument(
-        "--events", type=positive_int, default=1_000_000, help="beacons to generate (default: %(default)s)"
+        "--events", type=positive_int, default=1_000_000, help="messages to generate, about (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--users", type=positive_int, default=20_000, help="visitors per simulated day (default: %(default)s)"
     )
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default: %(default)s)")
     parser.add_argument(
@@ -41,12 +61,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(accepts_extra=True)
 
 
-def _peak_rss_mib() -> tuple[float, float]:
-    """Peak resident memory of this process, and of the largest worker process it started."""
-    return (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    )
+class PeakMemory:
+    """Samples the resident memory of this process and all its descendants, summed; keeps the peak."""
+
+    def __init__(self, every_s: float = 0.25) -> None:
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.peak_mib = max(self.peak_mib, _tree_rss_mib(os.getpid()))
+
+
+def _tree_rss_mib(root: int) -> float:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, ()))
+    return total / (1 << 20)
 
 
 def delete_topics(bootstrap: str, prefix: str) -> None:
@@ -69,83 +123,149 @@ def run(args: argparse.Namespace) -> int:
 
     check_runner(args.runner)
     client = make_client(args.kafka_client, args.bootstrap)  # no broker: one line, before any topic exists
-    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    prefixes = [f"bench-{uuid.uuid4().hex[:8]}.", f"bench-{uuid.uuid4().hex[:8]}."]
+    root = Path(tempfile.mkdtemp(prefix="seaport-bench-"))
     try:
-        return _bench(args, client, prefix)
+        with PeakMemory() as memory:
+            code = _bench(args, client, prefixes, root)
+        print(f"peak memory (RSS)     {memory.peak_mib:>12,.0f} MiB   (this process and every process it started)")
+        if args.keep:
+            print(f"warehouse             {root / 'warehouse'}")
+        return code
     finally:  # also on failure and Ctrl-C
-        delete_topics(args.bootstrap, prefix)
+        client.close()
+        for prefix in prefixes:
+            delete_topics(args.bootstrap, prefix)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
-def _bench(args: argparse.Namespace, client: KafkaClient, prefix: str) -> int:
+def _progress(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _produce_days(
+    client: KafkaClient, prefix: str, messages: int, users: int, seed: int, first: date
+) -> tuple[int, date]:
+    """Simulated days into the topics under `prefix` until about `messages` are sent; returns the
+    count and the day after the last."""
+    from seaport.kafka.topics import message_key, topic_name
+    from seaport.simulate import simulate
+
+    sent, day = 0, first
+    users = max(1, min(users, messages // MESSAGES_PER_VISITOR_DAY))
+    while sent < messages:
+        traffic = simulate(users, 1, seed + (day - first).days, day, malformed_rate=0.001, duplicate_rate=0.02)
+        for topic, values in traffic.by_topic().items():
+            if values:
+                sent += client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
+        day += timedelta(days=1)
+    return sent, day
+
+
+def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, prefix: str, verbose: bool) -> Any:
     from pipelines.ingest import ingest_once
-    from seaport.kafka.topics import create_topics, topic_name
-    from seaport.simulate import fast_beacons
     from sinks.warehouse import Warehouse
     from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Pseudonymizer
 
-    create_topics(args.bootstrap, prefix)
-    topic = topic_name("beacons.raw", prefix)
-
-    def progress(msg: str) -> None:
-        print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-    progress(f"producing {args.events:,} beacons to {topic}")
-    t0 = time.perf_counter()
-    produced = client.produce(
-        topic, ((None, line) for line in fast_beacons(args.events, args.seed, date.today() - timedelta(days=1)))
-    )
-    produce_s = time.perf_counter() - t0
-
-    progress("raw consume (client alone)")
-    t0 = time.perf_counter()
-    consumed = 0
-    for partition, end in client.end_offsets(topic).items():
-        for batch in client.read_range(topic, partition, 0, end, 5000):
-            consumed += len(batch)
-    consume_s = time.perf_counter() - t0
-
-    progress("ingest end to end (Beam, fresh warehouse)")
-    root = Path(tempfile.mkdtemp(prefix="seaport-bench-"))
-    try:  # a run that fails or is stopped leaves no warehouse behind
-        warehouse = Warehouse(root / "warehouse")
-        t0 = time.perf_counter()
+    warehouse = Warehouse(warehouse_dir, late_days=BENCH_LATE_DAYS)
+    try:
+        started = time.perf_counter()
         summary = ingest_once(
             client=client,
             warehouse=warehouse,
             policy=FieldPolicy.load(),
-            pseudonymizer=Pseudonymizer.from_key_bytes(uuid.uuid4().bytes * 2),
-            group=f"{prefix}ingest",
+            pseudonymizer=Pseudonymizer.from_key_bytes(b"seaport-bench-key-not-secret-32b!"),
+            group=f"{prefix}ingest-{warehouse_dir.name}",
             prefix=prefix,
             runner=args.runner,
             beam_args=args.extra,
             kafka_client=args.kafka_client,
             bootstrap=args.bootstrap,
             retention_days=100_000,
-            verbose=True,
+            verbose=verbose,
         )
-        ingest_s = time.perf_counter() - t0
+        summary.timings["end to end"] = time.perf_counter() - started
+        return summary
+    finally:
         warehouse.close()
-    except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
-        raise
-    client.close()
+
+
+def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], root: Path) -> int:
+    from seaport.kafka.topics import create_topics, topic_name
+
+    main, increment = prefixes
+    for prefix in prefixes:
+        create_topics(args.bootstrap, prefix)
+    first_day = date.today() - timedelta(days=max(2, args.events // (args.users * MESSAGES_PER_VISITOR_DAY) + 2))
+    _progress(f"producing about {args.events:,} messages of realistic traffic from {first_day}")
+    t0 = time.perf_counter()
+    produced, next_day = _produce_days(client, main, args.events, args.users, args.seed, first_day)
+    produce_s = time.perf_counter() - t0
+
+    _progress("raw consume (client alone, every input topic)")
+    t0 = time.perf_counter()
+    consumed = 0
+    for topic in INPUT_TOPICS:
+        name = topic_name(topic, main)
+        for partition, end in client.end_offsets(name).items():
+            for batch in client.read_range(name, partition, 0, end, 5000):
+                consumed += len(batch)
+    consume_s = time.perf_counter() - t0
+
+    _progress("ingest end to end (Beam, fresh warehouse)")
+    summary = _ingest(client, args, root / "warehouse", main, verbose=True)
+    ingest_s = summary.timings.pop("end to end")
+
+    # the same increment, alone and on top of everything stored (its own topics, read by both)
+    _progress("an increment: a later day of a few hundred visitors, into an empty warehouse and on top")
+    _produce_days(client, increment, 1, INCREMENT_USERS, args.seed + 10_000, next_day)
+    alone = _ingest(client, args, root / "increment-alone", increment, verbose=False)
+    on_top = _increment_on_top(client, args, root / "warehouse", main, increment)
 
     raw_rate = consumed / consume_s if consume_s else 0.0
     ingest_rate = summary.messages / ingest_s if ingest_s else 0.0
-    print(f"events                {args.events:>12,}   (produced {produced:,} in {produce_s:.1f} s)")
+    print(f"messages              {produced:>12,}   (realistic traffic, produced in {produce_s:.1f} s)")
     print(f"kafka client          {args.kafka_client:>12}")
     print(f"raw consume           {raw_rate:>12,.0f} msg/s   ({consumed:,} in {consume_s:.1f} s)")
     print(
         f"ingest end to end     {ingest_rate:>12,.0f} msg/s   ({summary.messages:,} in {ingest_s:.1f} s, runner {args.runner})"
     )
     print(f"ingest / raw          {ingest_rate / raw_rate if raw_rate else 0:>12.3f}")
-    main_rss, worker_rss = _peak_rss_mib()
-    print(f"peak memory (RSS)     {main_rss:>12,.0f} MiB   (largest worker process: {worker_rss:,.0f} MiB)")
     print(f"stored events         {summary.events_stored:>12,}   dead letters {summary.deadletters:,}")
-    print("ingest phases         " + ", ".join(f"{phase} {seconds} s" for phase, seconds in summary.timings.items()))
-    if args.keep:
-        print(f"warehouse             {root / 'warehouse'}")
-    else:
-        shutil.rmtree(root, ignore_errors=True)
+    print(
+        "phases                "
+        + "   ".join(_phase(p, s, summary.messages, ingest_s) for p, s in summary.timings.items())
+    )
+    for label, inc in (("into an empty warehouse", alone), (f"on top of {summary.messages:,} messages", on_top)):
+        phases = ", ".join(f"{p} {s:.2f} s" for p, s in inc.timings.items())
+        print(f"increment of {inc.messages:,} {label}: {phases}")
     return 0
+
+
+def _phase(name: str, seconds: float, messages: int, total_s: float) -> str:
+    rate = messages / seconds if seconds else 0
+    share = seconds / total_s * 100 if total_s else 0
+    return f"{name}: {seconds:.1f} s ({rate:,.0f}/s, {share:.0f} %)"
+
+
+def _increment_on_top(
+    client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, main: str, increment: str
+) -> Any:
+    """Ingests the increment's topics into the big warehouse: its positions there are for `main`'s
+    topic names, which are the same contract topics, so the increment is read under `main`'s prefix
+    by copying its messages there first (produced before timing starts)."""
+    from seaport.kafka.topics import topic_name
+
+    for topic in INPUT_TOPICS:
+        source = topic_name(topic, increment)
+        values = [
+            (r.key, r.value)
+            for partition, end in client.end_offsets(source).items()
+            for batch in client.read_range(source, partition, 0, end, 5000)
+            for r in batch
+        ]
+        if values:
+            client.produce(topic_name(topic, main), values)
+    return _ingest(client, args, warehouse_dir, main, verbose=False)
