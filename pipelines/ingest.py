@@ -52,6 +52,7 @@ from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, w
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
 SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
 PARALLEL_FROM = 200_000  # messages in a run from which the local runner uses every core
+IN_PROCESS_BELOW = 20_000  # messages in a run below which the local runner's steps run in-process
 
 
 EPILOG = """\
@@ -115,6 +116,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--streaming: pause between runs (default: %(default)s)",
     )
     parser.add_argument("--max-batch", type=positive_int, default=5000, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--in-process-below",
+        type=int,
+        default=IN_PROCESS_BELOW,
+        metavar="N",
+        help="on the in-process runner, a run of fewer than N messages calls the pipeline's steps "
+        "directly instead of starting Beam (seconds of start-up a streaming poll must not pay); "
+        "0: always Beam (default: %(default)s)",
+    )
     parser.set_defaults(accepts_extra=True)
 
 
@@ -165,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
                 bootstrap=args.bootstrap,
                 retention_days=args.security_retention_days,
                 max_batch=args.max_batch,
+                in_process_below=args.in_process_below,
                 verbose=sys.stderr.isatty(),
             )
             idle = not summary.rows
@@ -211,6 +222,7 @@ def ingest_once(
     bootstrap: str,
     retention_days: int,
     max_batch: int = 5000,
+    in_process_below: int = IN_PROCESS_BELOW,
     verbose: bool = False,
 ) -> RunSummary:
     """One bounded run: plan ranges, read+protect+stage with Beam, commit, materialize, commit offsets."""
@@ -233,7 +245,16 @@ def ingest_once(
     if pending:
         clock.start(f"reading and protecting {sum(r.end - r.start for r in pending):,} messages (Beam, {runner})")
         counts = run_pipeline(
-            pending, staging, policy, pseudonymizer, kafka_client, bootstrap, runner, beam_args, max_batch
+            pending,
+            staging,
+            policy,
+            pseudonymizer,
+            kafka_client,
+            bootstrap,
+            runner,
+            beam_args,
+            max_batch,
+            in_process_below,
         )
         summary.messages = counts.pop("messages", 0)
         summary.valid = counts.pop("valid", 0)
@@ -305,12 +326,27 @@ def run_pipeline(
     runner: str,
     beam_args: list[str],
     max_batch: int,
+    in_process_below: int = IN_PROCESS_BELOW,
 ) -> dict[str, int]:
-    """The Beam part: read the ranges, validate and protect, stage. Returns the run's counters."""
+    """The Beam part: read the ranges, validate and protect, stage. Returns the run's counters.
+
+    A small run on the in-process runner calls the same steps directly, in order: building and
+    starting a Beam pipeline costs seconds, which a `--streaming` poll of a few messages must not pay."""
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
     messages = sum(r.end - r.start for r in ranges)
+    if runner == "FnApiRunner" and messages < in_process_below and not beam_args:
+        reader = ReadOffsetRange(kafka_client, bootstrap, max_batch)
+        reader.setup()
+        total: Counter[str] = Counter()
+        try:
+            for piece in (p for r in ranges for p in split_range(r, SPLIT_OFFSETS)):
+                for element in reader.process(piece):
+                    total.update(stage_batch(*element, policy, pseudonymizer, staging)[0])
+        finally:
+            reader.teardown()
+        return dict(total)
     options = PipelineOptions([f"--runner={runner}", *local_parallelism(runner, beam_args, messages), *beam_args])
     pipeline = beam.Pipeline(options=options)
     (
@@ -397,20 +433,31 @@ class ValidateAndProtect(beam.DoFn):
 
     def process(self, element: tuple[OffsetRange, list[Any]]) -> Iterator[tuple[str, int]]:
         """Yields (staged kind, rows staged) per file written."""
-        r, records = element
-        if not records:
-            return
-        staged = protect_batch(r.topic, records, self.policy, self.pseudonymizer)
-        name = f"{r.topic}-{r.partition}-{records[0].offset}"
-        for kind, rows in staged.rows.items():
-            write_staged(self.staging, kind, name, rows)
-            yield kind, len(rows)
-        self._count("messages", len(records))
-        self._count("valid", staged.valid)
-        for kind in ("deadletter", "consent", "erasure"):
-            self._count(kind, len(staged.rows.get(kind, [])))
-        for kind, n in staged.redactions.items():
-            self._count(f"redacted_{kind}", n)
+        counts, staged = stage_batch(*element, self.policy, self.pseudonymizer, self.staging)
+        for name, n in counts.items():
+            self._count(name, n)
+        yield from staged.items()
+
+
+def stage_batch(
+    r: OffsetRange, records: list[Any], policy: Any, pseudonymizer: Any, staging: Path
+) -> tuple[Counter[str], dict[str, int]]:
+    """Validate and protect one batch, write its staged files; returns the batch's counts, and
+    the rows staged per kind."""
+    counts: Counter[str] = Counter()
+    if not records:
+        return counts, {}
+    staged = protect_batch(r.topic, records, policy, pseudonymizer)
+    name = f"{r.topic}-{r.partition}-{records[0].offset}"
+    for kind, rows in staged.rows.items():
+        write_staged(staging, kind, name, rows)
+    counts["messages"] = len(records)
+    counts["valid"] = staged.valid
+    for kind in ("deadletter", "consent", "erasure"):
+        counts[kind] = len(staged.rows.get(kind, []))
+    for kind, n in staged.redactions.items():
+        counts[f"redacted_{kind}"] = n
+    return counts, {kind: len(rows) for kind, rows in staged.rows.items()}
 
 
 class StagedBatch:
