@@ -30,16 +30,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS
 from seaport.errors import SeaportError
 from transforms.consent import blocks_join, blocks_sql, events_with_consent_sql, minor_blocks_sql
 
-_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS st.analytics_events (
-    event_id VARCHAR PRIMARY KEY, event VARCHAR, ts TIMESTAMPTZ, subject_pseudonym VARCHAR,
-    session_pseudonym VARCHAR, page VARCHAR, element VARCHAR, duration_ms BIGINT,
-    device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,
-    gender VARCHAR, country VARCHAR, city VARCHAR, language VARCHAR,
-    opt_out BOOLEAN, policy_version VARCHAR, key_id VARCHAR);
+_STATE_DDL = (
+    ANALYTICS_EVENTS.ddl("st")
+    + """
 CREATE TABLE IF NOT EXISTS st.consent_changes (
     source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, ts TIMESTAMPTZ,
     analytics VARCHAR, minor_without_guardian BOOLEAN, key_id VARCHAR,
@@ -59,12 +56,11 @@ ALTER TABLE st.runs ADD COLUMN IF NOT EXISTS too_late BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS st.dirty_days (day DATE PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS st.watermark (ts TIMESTAMPTZ);
 """
+)
 
-_SECURITY_DDL = """
-CREATE TABLE IF NOT EXISTS sec.security_events (
-    event_id VARCHAR PRIMARY KEY, source VARCHAR, event_time TIMESTAMPTZ, subject_pseudonym VARCHAR,
-    device_pseudonym VARCHAR, ip_prefix VARCHAR, page_or_path VARCHAR, event_or_status VARCHAR,
-    method VARCHAR, user_agent VARCHAR, policy_version VARCHAR, key_id VARCHAR);
+_SECURITY_DDL = (
+    SECURITY_EVENTS.ddl("sec")
+    + """
 CREATE TABLE IF NOT EXISTS sec.security_anomalies (
     day DATE, kind VARCHAR, subject_pseudonym VARCHAR, score DOUBLE, details VARCHAR);
 CREATE TABLE IF NOT EXISTS sec.deadletters (
@@ -78,52 +74,13 @@ CREATE TABLE IF NOT EXISTS sec.erasures (
     source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ,
     PRIMARY KEY (source_partition, source_offset));
 """
+)
 
 # The staged Parquet files of a run, by kind, with their Arrow schemas (pipelines/ingest.py
 # writes them; the columns `_partition`, `_offset` give the source position for a stable order).
 STAGED_SCHEMAS: dict[str, pa.Schema] = {
-    "analytics": pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("event", pa.string()),
-            ("ts", pa.timestamp("us", tz="UTC")),
-            ("subject_pseudonym", pa.string()),
-            ("session_pseudonym", pa.string()),
-            ("page", pa.string()),
-            ("element", pa.string()),
-            ("duration_ms", pa.int64()),
-            ("device_model", pa.string()),
-            ("os", pa.string()),
-            ("os_version_major", pa.string()),
-            ("gender", pa.string()),
-            ("country", pa.string()),
-            ("city", pa.string()),
-            ("language", pa.string()),
-            ("opt_out", pa.bool_()),
-            ("policy_version", pa.string()),
-            ("key_id", pa.string()),
-            ("_partition", pa.int32()),
-            ("_offset", pa.int64()),
-        ]
-    ),
-    "security": pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("source", pa.string()),
-            ("event_time", pa.timestamp("us", tz="UTC")),
-            ("subject_pseudonym", pa.string()),
-            ("device_pseudonym", pa.string()),
-            ("ip_prefix", pa.string()),
-            ("page_or_path", pa.string()),
-            ("event_or_status", pa.string()),
-            ("method", pa.string()),
-            ("user_agent", pa.string()),
-            ("policy_version", pa.string()),
-            ("key_id", pa.string()),
-            ("_partition", pa.int32()),
-            ("_offset", pa.int64()),
-        ]
-    ),
+    "analytics": ANALYTICS_EVENTS.arrow_schema(POSITION),
+    "security": SECURITY_EVENTS.arrow_schema(POSITION),
     "consent": pa.schema(
         [
             ("source_partition", pa.int32()),
@@ -308,7 +265,7 @@ class Warehouse:
             f"SELECT count(*) FROM staged_security s {blocks_join('ANTI', 'blocked_sec', 's', 'event_time')}"
         )
         inserted = self._scalar(
-            f"""INSERT INTO sec.security_events SELECT * EXCLUDE (_partition, _offset) FROM staged_security s
+            f"""INSERT INTO sec.security_events BY NAME SELECT * EXCLUDE (_partition, _offset) FROM staged_security s
                {blocks_join("ANTI", "blocked_sec", "s", "event_time")}
                ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
@@ -353,7 +310,7 @@ class Warehouse:
         summary.too_late = self._scalar(f"SELECT count(*) FROM staged_analytics WHERE ts < {opened}")
         con.execute("CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocks_sql("st.consent_changes", "st.erasures"))
         summary.events_stored = self._scalar(
-            f"""INSERT INTO st.analytics_events SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics a
+            f"""INSERT INTO st.analytics_events BY NAME SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics a
                {blocks_join("ANTI", "blocked_st", "a", "ts")}
                WHERE a.ts >= {opened} ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )

@@ -31,6 +31,7 @@ from pydantic import AwareDatetime, BaseModel, NaiveDatetime
 
 from schemas import safejson
 from schemas.models import AccessLog, Beacon, ConsentChange, ErasureRequest
+from schemas.tables import ANALYTICS_EVENTS, SECURITY_EVENTS
 from seaport.errors import SeaportError
 from transforms import generalize, redact
 from transforms.pseudonyms import Pseudonymizer, Purpose
@@ -50,15 +51,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "erasure": ErasureRequest,
 }
 
-ANALYTICS_COLUMNS = (
-    "event_id", "event", "ts", "subject_pseudonym", "session_pseudonym", "page", "element", "duration_ms",
-    "device_model", "os", "os_version_major", "gender", "country", "city", "language", "opt_out",
-    "policy_version", "key_id",
-)  # fmt: skip
-SECURITY_COLUMNS = (
-    "event_id", "source", "event_time", "subject_pseudonym", "device_pseudonym", "ip_prefix",
-    "page_or_path", "event_or_status", "method", "user_agent", "policy_version", "key_id",
-)  # fmt: skip
+ANALYTICS_COLUMNS = ANALYTICS_EVENTS.names
+SECURITY_COLUMNS = SECURITY_EVENTS.names
 CONSENT_COLUMNS = ("ts", "subject_pseudonym", "analytics", "minor", "guardian_consent", "policy_version", "key_id")
 ERASURE_COLUMNS = ("request_id", "ts", "subject_pseudonym", "policy_version", "key_id")
 # The rows each message kind yields per purpose; an empty tuple: no row (access logs: security only).
