@@ -123,6 +123,16 @@ _RUN_COLUMNS = frozenset(
      "erasure_requests", "kafka_client", "runner", "policy_version", "too_late"]
 )  # fmt: skip
 
+# The tables whose suppressed cells roll up, per hour or day, into one row of `(other)`
+# dimensions: (time column, dimension columns).
+OTHER = "(other)"
+ROLLUP_DIMENSIONS = {
+    "page_views_hourly": ("hour", ("page",)),
+    "clicks_hourly": ("hour", ("page", "element")),
+    "devices_daily": ("day", ("device_model", "os", "os_version_major")),
+    "audience_daily": ("day", ("gender", "country", "city", "language")),
+}
+
 ANALYTICS_TABLES = ("page_views_hourly", "clicks_hourly", "devices_daily", "audience_daily", "sessions_daily")
 
 
@@ -498,22 +508,22 @@ class Warehouse:
                             THEN avg(duration_ms) FILTER (WHERE event = 'page_leave') END AS avg_duration_ms,
                        {versions},
                        least(count(DISTINCT subject_pseudonym) FILTER (WHERE event = 'page_view'), {visitors}) AS _subjects
-                FROM ev WHERE event IN ('page_view', 'page_leave') GROUP BY ALL""",
+                FROM {src} WHERE event IN ('page_view', 'page_leave') GROUP BY ALL""",
             "clicks_hourly": """
                 SELECT hour, page, element, count(DISTINCT event_id) AS clicks,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
                        {versions}, least(count(DISTINCT subject_pseudonym), {visitors}) AS _subjects
-                FROM ev WHERE event = 'click' GROUP BY ALL""",
+                FROM {src} WHERE event = 'click' GROUP BY ALL""",
             "devices_daily": """
                 SELECT day, device_model, os, os_version_major, count(DISTINCT event_id) AS events,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
                        {versions}, least(count(DISTINCT subject_pseudonym), {visitors}) AS _subjects
-                FROM ev GROUP BY ALL""",
+                FROM {src} GROUP BY ALL""",
             "audience_daily": """
                 SELECT day, gender, country, city, language,
                        count(DISTINCT subject_pseudonym) AS visitors,
                        {versions}, count(DISTINCT subject_pseudonym) AS _subjects
-                FROM ev WHERE granted GROUP BY ALL""",
+                FROM {src} WHERE granted GROUP BY ALL""",
             "sessions_daily": """
                 SELECT day, count(*) AS sessions, avg(duration_ms) AS avg_session_duration_ms,
                        avg(CASE WHEN views <= 1 THEN 1.0 ELSE 0.0 END) AS bounce_rate,
@@ -536,13 +546,15 @@ class Warehouse:
         con.execute("BEGIN")
         for table, sql in cells.items():
             day = self._row_day(table)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql.replace('{src}', 'ev')}")
             con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} AS SELECT * EXCLUDE (_subjects) FROM cells LIMIT 0")
             con.execute(f"DELETE FROM main.{table} WHERE {day} IN (SELECT day FROM days)")
             con.execute(
                 f"""INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects) FROM cells
                     WHERE _subjects >= {k} ORDER BY ALL"""
             )
+            if table in ROLLUP_DIMENSIONS:
+                self._roll_up_suppressed(table, sql, k)
             con.execute(
                 f"DELETE FROM main.suppressed_cells_daily WHERE table_name = '{table}' AND day IN (SELECT day FROM days)"
             )
@@ -573,6 +585,23 @@ class Warehouse:
             summary.rows = rows
             summary.suppressed = dict(con.execute("SELECT table_name, cells FROM main.suppressed_cells").fetchall())
         return rows
+
+    def _roll_up_suppressed(self, table: str, sql: str, k: int) -> None:
+        """Per hour or day, the events of the suppressed cells as one row whose dimensions are all
+        `(other)`, published under the same k rule (distinct counts over those events, not sums of
+        the cells')."""
+        time, dims = ROLLUP_DIMENSIONS[table]
+        same_cell = " AND ".join([f"e.{time} = s.{time}", *(f"e.{d} IS NOT DISTINCT FROM s.{d}" for d in dims)])
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE other_ev AS
+                SELECT * REPLACE ({", ".join(f"'{OTHER}' AS {d}" for d in dims)}) FROM ev e
+                SEMI JOIN (SELECT * FROM cells WHERE _subjects < {k}) s ON {same_cell}"""
+        )
+        self.con.execute(
+            f"""INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects)
+                FROM ({sql.replace("{src}", "other_ev")}) WHERE _subjects >= {k}"""
+        )
+        self.con.execute("DROP TABLE other_ev")
 
     def _row_day(self, table: str) -> str:
         """SQL: the calendar day a row of an aggregate table belongs to."""

@@ -278,15 +278,23 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
 
     def cells(rows: list[dict], key, counted=lambda e: True) -> dict:
         """Cells whose every count stands on k subjects: the events it counts (`counted`), and
-        the consenting subjects among them (visitors), unless they are none."""
+        the consenting subjects among them (visitors), unless they are none. `key` is (time,
+        *dimensions); the suppressed cells of each time roll up into one (time, "(other)", ...)
+        cell, kept under the same rule."""
         out = defaultdict(list)
         for e in rows:
             out[key(e)].append(e)
 
         def stands(rows: list[dict]) -> bool:
+            rows = [e for e in rows if counted(e)]
             return subjects(rows) >= k and (visitors(rows) == 0 or visitors(rows) >= k)
 
-        return {k_: v for k_, v in out.items() if stands([e for e in v if counted(e)])}
+        kept = {k_: v for k_, v in out.items() if stands(v)}
+        other = defaultdict(list)
+        for k_, v in out.items():
+            if k_ not in kept:
+                other[(k_[0], *["(other)"] * (len(k_) - 1))].extend(v)
+        return kept | {k_: v for k_, v in other.items() if stands(v)}
 
     def views(e: dict) -> bool:
         return e["event"] == "page_view"
@@ -298,28 +306,27 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
     tables: dict[str, set[tuple]] = {}
     tables["page_views_hourly"] = {
         (
-            h,
-            page,
+            *key,
             sum(views(e) for e in rows),
             visitors([e for e in rows if views(e)]),
             average_of([e for e in rows if e["event"] == "page_leave"]),
         )
-        for (h, page), rows in cells(
+        for key, rows in cells(
             [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["hour"], e["page"]), views
         ).items()
     }
     tables["clicks_hourly"] = {
-        (h, page, el, len(rows), visitors(rows))
-        for (h, page, el), rows in cells(
+        (*key, len(rows), visitors(rows))
+        for key, rows in cells(
             [e for e in ev if e["event"] == "click"], lambda e: (e["hour"], e["page"], e["element"])
         ).items()
     }
     tables["devices_daily"] = {
-        (d, *dev, len(rows), visitors(rows)) for (d, dev), rows in cells(ev, lambda e: (e["day"], e["device"])).items()
+        (*key, len(rows), visitors(rows)) for key, rows in cells(ev, lambda e: (e["day"], *e["device"])).items()
     }
     tables["audience_daily"] = {
-        (d, *prof, subjects(rows))
-        for (d, prof), rows in cells([e for e in ev if e["granted"]], lambda e: (e["day"], e["profile"])).items()
+        (*key, subjects(rows))
+        for key, rows in cells([e for e in ev if e["granted"]], lambda e: (e["day"], *e["profile"])).items()
     }
     sessions = defaultdict(list)
     for e in ev:
