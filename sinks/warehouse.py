@@ -455,7 +455,7 @@ class Warehouse:
         day's facts (a session's, of its sessions' facts, on the day it starts). A crash anywhere
         leaves the dirty days listed, and rebuilding a day twice gives the same rows."""
         con = self.con
-        tz, k = _sql_str(self.tz), int(self.k)
+        k = int(self.k)
         con.execute(_ANALYTICS_DDL)
         settings = [k, self.tz]
         if con.execute("SELECT k, tz FROM main.materialized_with").fetchall() != [tuple(settings)]:
@@ -475,25 +475,17 @@ class Warehouse:
                       WHERE session_pseudonym IN (SELECT session_pseudonym FROM touched) GROUP BY session_pseudonym"""
         )
         span = span.replace("FROM dirty", "FROM days")
-        # An event's hour starts the local minutes and seconds before it: unlike local time truncated
-        # and read back, this is one instant also in the hour the clocks go back.
-        with_time = f"""SELECT *, ts - (timezone('{tz}', ts) - date_trunc('hour', timezone('{tz}', ts))) AS hour,
-                               {self._day("ts")} AS day
-                        FROM ({events_with_consent_sql("{events}", "st.consent_changes")})"""
+        day_events = f"(SELECT * FROM st.analytics_events WHERE {span})"
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({with_time.replace("{events}", "day_events")})
-                WHERE day IN (SELECT day FROM days)""".replace(
-                "day_events", f"(SELECT * FROM st.analytics_events WHERE {span})"
-            )
+            f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({self._with_consent_and_time(day_events)})
+                WHERE day IN (SELECT day FROM days)"""
         )
         # every event of the sessions that start on those days
+        session_events = """(SELECT * FROM st.analytics_events WHERE session_pseudonym IN
+                             (SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL))"""
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE sev AS SELECT * FROM ({with_time.replace("{events}", "session_events")})
-                QUALIFY min(day) OVER (PARTITION BY session_pseudonym) IN (SELECT day FROM days)""".replace(
-                "session_events",
-                """(SELECT * FROM st.analytics_events WHERE session_pseudonym IN
-                    (SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL))""",
-            )
+            f"""CREATE OR REPLACE TEMP TABLE sev AS SELECT * FROM ({self._with_consent_and_time(session_events)})
+                QUALIFY min(day) OVER (PARTITION BY session_pseudonym) IN (SELECT day FROM days)"""
         )
         # k holds for every figure of a row, each over its own contributors: `_subjects` is the
         # fewest subjects behind any count of the row (the row is published only at >= k), and an
@@ -585,6 +577,15 @@ class Warehouse:
             summary.rows = rows
             summary.suppressed = dict(con.execute("SELECT table_name, cells FROM main.suppressed_cells").fetchall())
         return rows
+
+    def _with_consent_and_time(self, events: str) -> str:
+        """SQL: `events` with `granted` (consent at the event's time), their `hour` and `day`. An
+        event's hour starts the local minutes and seconds before it: unlike local time truncated
+        and read back, this is one instant also in the hour the clocks go back."""
+        tz = _sql_str(self.tz)
+        return f"""SELECT *, ts - (timezone('{tz}', ts) - date_trunc('hour', timezone('{tz}', ts))) AS hour,
+                          {self._day("ts")} AS day
+                   FROM ({events_with_consent_sql(events, "st.consent_changes")})"""
 
     def _roll_up_suppressed(self, table: str, sql: str, k: int) -> None:
         """Per hour or day, the events of the suppressed cells as one row whose dimensions are all
