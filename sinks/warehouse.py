@@ -325,17 +325,25 @@ class Warehouse:
                WHERE a.ts >= {opened} ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
         )
         # What this run changes, and nothing else (its cost follows what is new): the days of its
-        # events, and every day of the subjects whose consent changed (consent at event time,
-        # minors, profiles). Erasure unlinks rows without moving any figure (R8).
+        # events and of every event of the subjects whose consent changed (consent at event time,
+        # minors, profiles), and the first day of each session among them (a session's figures
+        # belong to the day it starts). Erasure unlinks rows without moving any figure (R8).
         con.execute(
             """CREATE OR REPLACE TEMP TABLE changed_subjects AS
                SELECT DISTINCT analytics_pseudonym AS subject_pseudonym FROM staged_consent"""
         )
         con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE changed_events AS
+                SELECT ts, session_pseudonym FROM staged_analytics WHERE ts >= {opened}
+                UNION ALL SELECT ts, session_pseudonym FROM st.analytics_events
+                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)"""
+        )
+        con.execute(
             f"""INSERT INTO st.dirty_days
-                SELECT DISTINCT {self._day("ts")} FROM staged_analytics WHERE ts >= {opened}
-                UNION SELECT DISTINCT {self._day("ts")} FROM st.analytics_events
-                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)
+                SELECT DISTINCT {self._day("ts")} FROM changed_events
+                UNION SELECT min({self._day("ts")}) FROM st.analytics_events
+                      WHERE session_pseudonym IN (SELECT session_pseudonym FROM changed_events)
+                      GROUP BY session_pseudonym
                 ON CONFLICT DO NOTHING"""
         )
         # minors' rows go; an erased subject's stay, unlinked below, so published aggregates stay (R8)
@@ -462,19 +470,10 @@ class Warehouse:
             # another k or time zone: every day that still has facts is rebuilt under it
             con.execute(f"INSERT INTO st.dirty_days SELECT DISTINCT {self._day('ts')} FROM st.analytics_events "
                         "ON CONFLICT DO NOTHING")  # fmt: skip
-        # The days to rebuild: the dirty ones, and the first day of each session that touches them.
-        con.execute("CREATE OR REPLACE TEMP TABLE dirty AS SELECT day FROM st.dirty_days")
-        span = f"""ts >= (SELECT {self._day_start("min(day)")} FROM dirty)
-                   AND ts < (SELECT {self._day_start("max(day) + 1")} FROM dirty)"""
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE days AS
-                WITH touched AS (SELECT DISTINCT session_pseudonym FROM st.analytics_events
-                                 WHERE {span} AND {self._day("ts")} IN (SELECT day FROM dirty))
-                SELECT day FROM dirty
-                UNION SELECT min({self._day("ts")}) FROM st.analytics_events
-                      WHERE session_pseudonym IN (SELECT session_pseudonym FROM touched) GROUP BY session_pseudonym"""
-        )
-        span = span.replace("FROM dirty", "FROM days")
+        # The days to rebuild (the commit listed the first days of the sessions it changed too).
+        con.execute("CREATE OR REPLACE TEMP TABLE days AS SELECT day FROM st.dirty_days")
+        span = f"""ts >= (SELECT {self._day_start("min(day)")} FROM days)
+                   AND ts < (SELECT {self._day_start("max(day) + 1")} FROM days)"""
         day_events = f"(SELECT * FROM st.analytics_events WHERE {span})"
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({self._with_consent_and_time(day_events)})
