@@ -277,7 +277,9 @@ class ConfluentClient:
                     "isolation.level": "read_committed",
                     "fetch.max.bytes": 64 * 1024 * 1024,
                     "max.partition.fetch.bytes": 16 * 1024 * 1024,
-                    "fetch.wait.max.ms": 100,
+                    # A fetch in flight on the previous range waits this long before the next one
+                    # starts: 100 ms cost a run of small ranges a tenth of a second per partition.
+                    "fetch.wait.max.ms": 10,
                 }
             )
         return self._reader
