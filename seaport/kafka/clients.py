@@ -182,6 +182,15 @@ class _RangeProgress:
             self.advance(position())
 
 
+def _know_topic(handle: Any, topic: str, known: set[tuple[int, str]]) -> None:
+    """Ask for `topic`'s metadata once per librdkafka handle before using it: left to itself, the
+    handle learns a topic new to it only at its next metadata refresh, about a second later (a
+    second per topic for every small run)."""
+    if (id(handle), topic) not in known:
+        handle.list_topics(topic, timeout=TIMEOUT_S)
+        known.add((id(handle), topic))
+
+
 class ConfluentClient:
     """`KafkaClient` over confluent-kafka (librdkafka)."""
 
@@ -193,6 +202,7 @@ class ConfluentClient:
         self._admin: Any = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         self._reader: Any = None  # the libraries' own classes, imported lazily
         self._producer: Any = None
+        self._known: set[tuple[int, str]] = set()  # (id of the reader or producer, topic)
 
     def partitions(self, topic: str) -> list[int]:
         from confluent_kafka import KafkaException
@@ -293,6 +303,7 @@ class ConfluentClient:
         if start >= end:
             return
         reader = self._range_reader()
+        _know_topic(reader, topic, self._known)
         progress = _RangeProgress(topic, partition, start, end)
 
         def fetch() -> list[Record]:
@@ -331,6 +342,7 @@ class ConfluentClient:
                 }
             )
         producer = self._producer
+        _know_topic(producer, topic, self._known)
         outcome = _Deliveries(topic, refused)
 
         def delivery_of(index: int) -> Callable[[Any, object], None]:
