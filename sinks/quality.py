@@ -150,7 +150,8 @@ def _expectations(table: str, k: int | None) -> list[Any]:
     if table == "page_views_hourly":
         found.append(gxe.ExpectColumnValuesToBeBetween(column="avg_duration_ms", min_value=0))  # nulls pass
     if table == "devices_daily":
-        found.append(gxe.ExpectColumnValuesToMatchRegex(column="os_version_major", regex=r"^[0-9]+$"))
+        # a major version, or the roll-up row of the suppressed cells
+        found.append(gxe.ExpectColumnValuesToMatchRegex(column="os_version_major", regex=r"^([0-9]+|\(other\))$"))
     if table == "audience_daily":
         # visitors is the cell's subject count here: at least one, and at least k (R4) if known.
         found.append(gxe.ExpectColumnValuesToBeBetween(column="visitors", min_value=max(1, k or 1)))

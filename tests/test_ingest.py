@@ -98,8 +98,9 @@ def test_every_cell_matches_the_independent_model(kafka_bootstrap, topic_prefix,
         for table in TABLE_COLUMNS:
             assert actual[table] == expected[table], table
         assert sum(len(rows) for rows in expected.values()) > (200 if k == 1 else 10)
-    quality = check_warehouse(tmp_path / "wh-k1", k=1)
-    assert quality.ok and quality.evaluated > 30, quality.failures
+    for k in (1, 3):  # k = 3 has (other) rows
+        quality = check_warehouse(tmp_path / f"wh-k{k}", k=k)
+        assert quality.ok and quality.evaluated > 30, (k, quality.failures)
     con = duckdb.connect(str(tmp_path / "wh-k1" / "analytics.duckdb"), read_only=True)
     duplicates = con.execute("SELECT sum(duplicates) FROM ingest_runs").fetchone()[0]
     con.close()

@@ -44,13 +44,18 @@ def build_warehouse(root: Path, seed: int = 7, tz: str = "Asia/Shanghai") -> Pat
                     [hour, page, element, clicks, rng.randint(0, clicks)],
                 )
     for day in days:
-        for model, os_name, major in [("Pixel 8", "Android", "14"), ("iPhone15,2", "iOS", "17"), ("PC", "", None)]:
+        # the last row: the roll-up of the day's suppressed cells
+        for model, os_name, major in [
+            ("Pixel 8", "Android", "14"), ("iPhone15,2", "iOS", "17"), ("PC", "", None), ("(other)",) * 3
+        ]:  # fmt: skip
             events = rng.randint(K, 500)
             con.execute(
                 "INSERT INTO devices_daily VALUES (?, ?, ?, ?, ?, ?)",
                 [day, model, os_name, major, events, rng.randint(0, events)],
             )
-        for gender, country, city in [("female", "CN", "Shanghai"), ("male", "CN", None), (None, None, None)]:
+        for gender, country, city in [
+            ("female", "CN", "Shanghai"), ("male", "CN", None), (None, None, None), ("(other)",) * 3
+        ]:  # fmt: skip
             con.execute(
                 "INSERT INTO audience_daily VALUES (?, ?, ?, ?, ?, ?)",
                 [day, gender, country, city, rng.choice(["zh_CN", None]), rng.randint(K, 80)],
