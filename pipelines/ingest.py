@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from schemas import safejson
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
 from schemas.safejson import too_deep
-from seaport.cli import add_kafka_options, check_timezone, positive_float, positive_int
+from seaport.cli import add_kafka_options, check_timezone, number_type, positive_float, positive_int
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=positive_int, default=5000, help=argparse.SUPPRESS)
     parser.add_argument(
         "--in-process-below",
-        type=int,
+        type=number_type(int, lambda n: n >= 0, "a whole number, 0 or more"),
         default=IN_PROCESS_BELOW,
         metavar="N",
         help="on the in-process runner, a run of fewer than N messages calls the pipeline's steps "
@@ -243,7 +243,9 @@ def ingest_once(
     staging.mkdir(parents=True)
     clock = _Clock(summary.timings, verbose)
     if pending:
-        clock.start(f"reading and protecting {sum(r.end - r.start for r in pending):,} messages (Beam, {runner})")
+        messages = sum(r.end - r.start for r in pending)
+        how = f"Beam, {runner}" if uses_beam(runner, beam_args, messages, in_process_below) else "in-process"
+        clock.start(f"reading and protecting {messages:,} messages ({how})")
         counts = run_pipeline(
             pending,
             staging,
@@ -336,7 +338,7 @@ def run_pipeline(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     messages = sum(r.end - r.start for r in ranges)
-    if runner == "FnApiRunner" and messages < in_process_below and not beam_args:
+    if not uses_beam(runner, beam_args, messages, in_process_below):
         reader = ReadOffsetRange(kafka_client, bootstrap, max_batch)
         reader.setup()
         total: Counter[str] = Counter()
@@ -365,6 +367,12 @@ def run_pipeline(
             counter.committed or counter.attempted or 0
         )
     return counts
+
+
+def uses_beam(runner: str, beam_args: list[str], messages: int, in_process_below: int) -> bool:
+    """Whether a run builds a Beam pipeline, or (small, on the in-process runner, no Beam options)
+    calls its steps directly."""
+    return not (runner == "FnApiRunner" and messages < in_process_below and not beam_args)
 
 
 def check_runner(name: str) -> None:

@@ -83,6 +83,8 @@ def assert_one_line_usage_error(done: subprocess.CompletedProcess, says: str, se
         (["bench", "--events", "-1"], "--events: must be a whole number above 0"),
         (["bench", "--events", "0"], "--events: must be a whole number above 0"),
         (["bench", "--runner", "NoSuchRunner"], "unknown Beam runner 'NoSuchRunner'"),
+        (["ingest", "--in-process-below", "-1"], "--in-process-below: must be a whole number, 0 or more"),
+        (["ingest", "--late-days", "0"], "--late-days: must be a whole number above 0"),
         (["report", "security", "--date", "20261121"], "--date must be a calendar date YYYY-MM-DD"),
         (["report", "security", "--date", "2026-02-30"], "--date must be a calendar date YYYY-MM-DD"),
     ],
