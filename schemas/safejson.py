@@ -3,8 +3,9 @@
 Python's `json` and pydantic's parser recurse per level of nesting: a message of a few thousand
 `[` (at the top or inside any field) raises RecursionError, which no `except ValueError` catches,
 and stops whatever parsed it. Every parse of outside input (collector, `seaport produce`'s keys,
-validation, dead letters, redaction, registration-field counting) goes through `loads` or
-`check_depth`, which measure the nesting first with a regular expression and a counter.
+validation, dead letters, redaction, registration-field counting) goes through `loads`, or asks
+`too_deep` first (validation, before pydantic): both measure the nesting with a regular
+expression and a counter.
 """
 
 from __future__ import annotations
@@ -47,19 +48,15 @@ def too_deep(doc: bytes | str, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def check_depth(doc: bytes | str, limit: int = MAX_JSON_DEPTH) -> None:
-    if too_deep(doc, limit):
-        raise TooDeep(f"JSON nested deeper than {limit} levels")
-
-
 def loads(doc: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
     """`json.loads`, refusing with TooDeep (a ValueError) what nests deeper than `limit`.
     Bytes must be UTF-8 without a byte-order mark, as pydantic reads messages (RFC 8259 8.1):
     bad JSON, other encodings and a BOM raise ValueError too (UnicodeDecodeError is one)."""
     if isinstance(doc, bytes | bytearray):
         doc = doc.decode("utf-8")
-    check_depth(doc, limit)
+    if too_deep(doc, limit):
+        raise TooDeep(f"JSON nested deeper than {limit} levels")
     return json.loads(doc)
 
 
-__all__ = ["MAX_JSON_DEPTH", "TooDeep", "check_depth", "loads", "too_deep"]
+__all__ = ["MAX_JSON_DEPTH", "TooDeep", "loads", "too_deep"]

@@ -117,12 +117,6 @@ STAGED_SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
-# The columns of `st.runs` that a RunSummary's fields fill by name.
-_RUN_COLUMNS = frozenset(
-    ["run_id", "started_at", "messages", "valid", "deadletters", "duplicates", "events_stored", "consent_changes",
-     "erasure_requests", "kafka_client", "runner", "policy_version", "too_late"]
-)  # fmt: skip
-
 # The tables whose suppressed cells roll up, per hour or day, into one row of `(other)`
 # dimensions: (time column, dimension columns).
 OTHER = "(other)"
@@ -363,7 +357,9 @@ class Warehouse:
         con.execute(f"DELETE FROM st.analytics_events WHERE ts < {opened}")
         for r in summary.ranges:
             con.execute("INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)", [r.topic, r.partition, r.end])
-        run = {k: v for k, v in asdict(summary).items() if k in _RUN_COLUMNS}
+        # by name: each column of st.runs that a RunSummary field of that name fills (the DDL decides)
+        columns = {c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE st.runs)").fetchall()}
+        run = {k: v for k, v in asdict(summary).items() if k in columns}
         run |= {
             "committed_at": now,
             "offset_ranges": summary.ranges_json(),

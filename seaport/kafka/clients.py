@@ -354,11 +354,14 @@ class ConfluentClient:
 
             return on_delivery
 
+        # One callback per message only when refusals are listed by index; otherwise one for all.
+        shared = delivery_of(-1) if refused is None else None
+
         sent = 0
         for key, value in messages:
             while True:
                 try:
-                    producer.produce(topic, value, key, on_delivery=delivery_of(sent))
+                    producer.produce(topic, value, key, on_delivery=shared or delivery_of(sent))
                     break
                 except BufferError:  # local queue full: let deliveries drain it
                     producer.poll(0.1)
