@@ -24,6 +24,7 @@ setup(
         "aiohttp==3.14.5",
         "uvloop==0.23.0",
         "lz4==4.4.5",
+        "holidays==0.108",
     ],
     entry_points={"console_scripts": ["seaport=seaport.cli:main"]},
 )

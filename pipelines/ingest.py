@@ -44,7 +44,14 @@ from pydantic import ValidationError
 from schemas import safejson
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
 from schemas.safejson import too_deep
-from seaport.cli import add_kafka_options, check_timezone, number_type, positive_float, positive_int
+from seaport.cli import (
+    add_kafka_options,
+    add_security_dir_option,
+    check_timezone,
+    number_type,
+    positive_float,
+    positive_int,
+)
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
@@ -106,6 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "pipeline options may follow, e.g. --direct_num_workers=2",
     )
     add_prefix_option(parser)
+    add_security_dir_option(parser)
     parser.add_argument(
         "--dev", action="store_true", help="without SEAPORT_PSEUDONYM_KEY_FILE: a throw-away key in .seaport/"
     )
@@ -146,7 +154,15 @@ def run(args: argparse.Namespace) -> int:
     pseudonymizer = Pseudonymizer.from_environment(dev=args.dev, dev_dir=Path(".seaport"))
     check_timezone(args.timezone)
     client = make_client(args.kafka_client, args.bootstrap)
-    open_warehouse = functools.partial(Warehouse, args.warehouse, tz=args.timezone, k=args.k, late_days=args.late_days)
+    open_warehouse = functools.partial(
+        Warehouse,
+        args.warehouse,
+        tz=args.timezone,
+        k=args.k,
+        late_days=args.late_days,
+        security_dir=args.security_dir,
+    )
+    args.trail = {"key_id": pseudonymizer.key_id, "policy_version": policy.version}
     try:
         warehouse: Warehouse | None = open_warehouse()  # refuses an unusable or busy folder before any read
     except SeaportError:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seaport.cli import check_timezone
+from seaport.cli import add_security_dir_option, check_timezone
 from seaport.errors import SeaportError
 from transforms.anomalies import DETECTORS, EVENT_COLUMNS, Anomaly, SecurityEvent, Thresholds, worst_first
 
@@ -51,14 +51,15 @@ class ReportDay:
     day: dt.date
     timezone: str
     warehouse: Path
+    security_dir: Path | None = None
 
     @property
     def database(self) -> Path:
-        return self.warehouse / SECURITY_DB
+        return (self.security_dir or self.warehouse) / SECURITY_DB
 
     @property
     def report_path(self) -> Path:
-        return self.warehouse / "reports" / f"security-{self.day.isoformat()}.html"
+        return (self.security_dir or self.warehouse) / "reports" / f"security-{self.day.isoformat()}.html"
 
     def bounds(self) -> tuple[dt.datetime, dt.datetime]:
         """Start (inclusive) and end (exclusive) of the local calendar day, as aware datetimes."""
@@ -204,6 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timezone", default=DEFAULT_TIMEZONE, help="time zone of calendar days (default: %(default)s)"
     )
     parser.add_argument("--runner", default=DEFAULT_RUNNER, help="Beam runner (default: the in-process %(default)s)")
+    add_security_dir_option(parser)
     parser.epilog = (
         "Writes the day's rows of security_anomalies in DIR/security.duckdb (replacing earlier ones) and "
         "DIR/reports/security-DAY.html; other flags are passed to Beam's PipelineOptions."
@@ -212,7 +214,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report_day = ReportDay(parse_day(args.date), check_timezone(args.timezone), Path(args.warehouse))
+    report_day = ReportDay(parse_day(args.date), check_timezone(args.timezone), Path(args.warehouse), args.security_dir)
     if not report_day.warehouse.is_dir():
         raise SeaportError(f"warehouse directory {str(report_day.warehouse)!r} does not exist")
     if not report_day.database.is_file():  # never create a store in a folder that is no warehouse

@@ -20,20 +20,48 @@ from seaport.errors import SeaportError
 
 T = TypeVar("T", int, float)
 
-# command -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "broker": ("seaport.kafka.broker", "start, stop or inspect a local single-node Kafka broker (KRaft)"),
-    "topics": ("seaport.kafka.topics", "create seaport's topics (idempotent)"),
-    "produce": ("seaport.kafka.produce", "send each line of a JSON-lines file to a topic, as it is"),
-    "collect": ("seaport.collector.app", "the HTTP collector for tracking pixels and SDK batches"),
-    "simulate": ("seaport.simulate", "generate realistic, seeded traffic into files or Kafka"),
-    "ingest": ("pipelines.ingest", "the Beam pipeline: Kafka to the warehouse"),
-    "erase": ("seaport.erase", "file an erasure request for a subject"),
-    "report": ("pipelines.security_report", "reports; `report security --date D` is the nightly anomaly report"),
-    "dashboard": ("dashboards.dashboard", "build the product dashboard (HTML) from the warehouse"),
-    "audit": ("seaport.audit", "scan every file of a warehouse for personal identifiers"),
-    "bench": ("seaport.bench", "the throughput benchmark"),
+# command -> (module, one-line help, the stores it touches: checked for residency before it runs)
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "broker": ("seaport.kafka.broker", "start, stop or inspect a local single-node Kafka broker (KRaft)", ("kafka",)),
+    "topics": ("seaport.kafka.topics", "create seaport's topics (idempotent)", ("kafka",)),
+    "produce": ("seaport.kafka.produce", "send each line of a JSON-lines file to a topic, as it is", ("kafka",)),
+    "collect": ("seaport.collector.app", "the HTTP collector for tracking pixels and SDK batches", ("kafka",)),
+    "simulate": ("seaport.simulate", "generate realistic, seeded traffic into files or Kafka", ()),
+    "ingest": (
+        "pipelines.ingest",
+        "the Beam pipeline: Kafka to the warehouse",
+        ("kafka", "key", "state", "security", "analytics"),
+    ),
+    "erase": (
+        "seaport.erase",
+        "file an erasure request for a subject, or list requests (--status)",
+        ("kafka", "state"),
+    ),
+    "subject-report": (
+        "seaport.subject_report",
+        "what the restricted stores hold about one person (R6), masked",
+        ("key", "state", "security"),
+    ),
+    "report": (
+        "pipelines.security_report",
+        "reports; `report security --date D` is the nightly anomaly report",
+        ("security",),
+    ),
+    "dashboard": ("dashboards.dashboard", "build the product dashboard (HTML) from the warehouse", ("analytics",)),
+    "export": (
+        "seaport.export",
+        "copy the de-identified aggregates to a declared partner, after an audit",
+        ("analytics",),
+    ),
+    "audit": ("seaport.audit", "scan every file of a warehouse for personal identifiers; --trail checks the trail", ()),
+    "bench": ("seaport.bench", "the throughput benchmark", ()),
 }
+
+# Commands that touch personal data or its key: each invocation leaves an entry in the audit trail
+# of its warehouse (R12).
+AUDITED = frozenset({"ingest", "erase", "subject-report", "report", "export"})
+# Options whose values identify a person: the trail says they were given, never what they were.
+IDENTIFIER_OPTIONS = frozenset({"openid", "anonymous_id"})
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -51,6 +79,20 @@ def add_kafka_options(parser: argparse.ArgumentParser) -> None:
         choices=["confluent", "kafka-python"],
         default="confluent",
         help="Kafka client library (default: %(default)s; kafka-python where librdkafka is missing)",
+    )
+
+
+def add_security_dir_option(parser: argparse.ArgumentParser) -> None:
+    """Where the security store lives when not in the warehouse folder (R12: it can be given to
+    the security team alone)."""
+    from pathlib import Path
+
+    parser.add_argument(
+        "--security-dir",
+        type=Path,
+        metavar="DIR",
+        default=os.environ.get("SEAPORT_SECURITY_DIR") or None,
+        help="folder of security.duckdb (default: $SEAPORT_SECURITY_DIR, else the warehouse folder)",
     )
 
 
@@ -99,7 +141,7 @@ def _parser_for(command: str | None) -> argparse.ArgumentParser:
         description="seaport: privacy-aware analytics ingestion (Kafka -> Beam -> DuckDB/Parquet).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (module, help_text, _stores) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             importlib.import_module(module).add_arguments(p)
@@ -117,16 +159,26 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
-    module = importlib.import_module(COMMANDS[args.command][0])
+    module_name, _help, stores = COMMANDS[args.command]
+    outcome = "error"
     try:
-        return int(module.run(args) or 0)
+        from seaport.residency import check_stores
+
+        check_stores(stores)  # R10: before anything is read or written
+        module = importlib.import_module(module_name)
+        code = int(module.run(args) or 0)
+        outcome = "ok" if code == 0 else f"exit {code}"
+        return code
     except SeaportError as e:
+        outcome = f"refused: {e}"
         print(f"seaport {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        outcome = "interrupted"
         print(f"seaport {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a fault we did not foresee: still one line, never personal data
+        outcome = f"failed: {type(e).__name__}"
         if os.environ.get("SEAPORT_DEBUG"):
             raise
         from transforms.redact import redact_text
@@ -137,6 +189,44 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if args.command in AUDITED and not outcome.startswith("refused: residency"):
+            _record_in_trail(args, outcome)
+
+
+def trail_options(args: argparse.Namespace) -> dict[str, object]:
+    """The options of a command as the audit trail keeps them: identifier values never."""
+    hidden = {"command", "extra", "accepts_extra", "trail"}
+    options: dict[str, object] = {}
+    for name, value in sorted(vars(args).items()):
+        if name in hidden or value is None or value is False:
+            continue
+        options[name] = "(given)" if name in IDENTIFIER_OPTIONS else value
+    if args.extra:
+        options["extra"] = args.extra
+    return options
+
+
+def _record_in_trail(args: argparse.Namespace, outcome: str) -> None:
+    """R12: one entry per invocation in the trail of the warehouse it used (a residency refusal
+    writes nothing anywhere, this entry included)."""
+    from pathlib import Path
+
+    from seaport import trail
+
+    facts = getattr(args, "trail", {})
+    folder = Path(getattr(args, "warehouse", None) or "warehouse")
+    try:
+        trail.record(
+            folder,
+            args.command,
+            trail_options(args),
+            facts.get("outcome", outcome) if outcome == "ok" else outcome,
+            facts.get("policy_version"),
+            facts.get("key_id"),
+        )
+    except (OSError, SeaportError) as e:
+        print(f"seaport {args.command}: warning: the audit trail was not written: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

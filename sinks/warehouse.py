@@ -33,6 +33,15 @@ import pyarrow.parquet as pq
 from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS
 from seaport.errors import SeaportError
 from transforms.consent import blocks_join, blocks_sql, events_with_consent_sql, minor_blocks_sql
+from transforms.deadlines import due_by
+from transforms.holds import held_sql, holds_table, load_holds
+
+# An erasure request's receipt (R8), per store and table: the rows it deleted, scrubbed or
+# unlinked, and the rows a legal hold kept (with the holds' names and reasons).
+_RECEIPTS_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.erasure_receipts (
+    source_partition INTEGER, source_offset BIGINT, store VARCHAR, table_name VARCHAR, action VARCHAR,
+    rows BIGINT, held BIGINT, holds VARCHAR, PRIMARY KEY (source_partition, source_offset, table_name));"""
 
 _STATE_DDL = (
     ANALYTICS_EVENTS.ddl("st")
@@ -56,6 +65,7 @@ ALTER TABLE st.runs ADD COLUMN IF NOT EXISTS too_late BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS st.dirty_days (day DATE PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS st.watermark (ts TIMESTAMPTZ);
 """
+    + _RECEIPTS_DDL.format(schema="st")
 )
 
 _SECURITY_DDL = (
@@ -74,6 +84,7 @@ CREATE TABLE IF NOT EXISTS sec.erasures (
     source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ,
     PRIMARY KEY (source_partition, source_offset));
 """
+    + _RECEIPTS_DDL.format(schema="sec")
 )
 
 # The staged Parquet files of a run, by kind, with their Arrow schemas (pipelines/ingest.py
@@ -190,13 +201,27 @@ class WarehouseBusy(SeaportError):
 class Warehouse:
     """One warehouse folder, opened by one run at a time (DuckDB's file lock enforces it)."""
 
-    def __init__(self, root: Path, tz: str = "Asia/Shanghai", k: int = 5, late_days: int = 7):
+    def __init__(
+        self,
+        root: Path,
+        tz: str = "Asia/Shanghai",
+        k: int = 5,
+        late_days: int = 7,
+        security_dir: Path | None = None,
+    ):
         self.root = Path(root)
+        self.security_dir = Path(security_dir) if security_dir else self.root
         self.tz = tz
         self.k = k
         self.late_days = late_days
+        # R12: what this process creates is its owner's only (the restricted stores, their
+        # write-ahead logs, the staging folders); the analysts' files are opened up when published.
+        os.umask(0o077)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            for folder in {self.root, self.security_dir}:
+                folder.mkdir(parents=True, exist_ok=True)
+            if self.security_dir != self.root:
+                self.security_dir.chmod(0o700)
         except OSError as e:
             raise SeaportError(f"cannot use {self.root} as a warehouse folder: {e.strerror}") from None
         try:
@@ -204,8 +229,9 @@ class Warehouse:
         except duckdb.IOException:
             raise WarehouseBusy(f"the warehouse {self.root} is in use by another process") from None
         try:
-            for file, alias in (("state", "st"), ("security", "sec")):
-                self.con.execute(f"ATTACH '{_sql_str(str(self.root / file))}.duckdb' AS {alias}")
+            for path, alias in ((self.root / "state.duckdb", "st"), (self.security_dir / "security.duckdb", "sec")):
+                self.con.execute(f"ATTACH '{_sql_str(str(path))}' AS {alias}")
+                path.chmod(0o600)  # a store made before this rule, too
         except duckdb.IOException:
             self.con.close()
             raise WarehouseBusy(f"the warehouse {self.root} is in use by another process") from None
@@ -238,8 +264,18 @@ class Warehouse:
                 con.register(f"empty_{kind}", schema.empty_table())
                 con.execute(f"CREATE OR REPLACE TEMP VIEW staged_{kind} AS SELECT * FROM empty_{kind}")
         now = datetime.now(UTC)
+        con.register("legal_holds_given", holds_table(load_holds(self.root)))
+        con.execute("CREATE OR REPLACE TEMP TABLE legal_holds AS SELECT * FROM legal_holds_given")
 
         con.execute("BEGIN")
+        # receipts first: what this run's erasure requests find before anything is removed (R8)
+        for table, action, day in (
+            ("security_events", "deleted", self._day("t.event_time")),
+            ("security_anomalies", "deleted", "t.day"),
+            ("deadletters", "scrubbed", None),
+            ("minor_flags", "deleted", None),
+        ):
+            con.execute(self._receipt_sql("sec", "security", table, action, "security_pseudonym", day))
         con.execute(
             """INSERT INTO sec.erasures SELECT source_partition, source_offset, security_pseudonym, requested_at
                FROM staged_erasure ON CONFLICT DO NOTHING"""
@@ -282,23 +318,31 @@ class Warehouse:
         )
         con.execute(
             f"""DELETE FROM sec.security_events WHERE event_id IN (SELECT e.event_id FROM sec.security_events e
-                {blocks_join("SEMI", "newly_blocked_sec", "e", "event_time")})"""
+                {blocks_join("SEMI", "newly_blocked_sec", "e", "event_time")}
+                WHERE NOT {self._held("e.subject_pseudonym", self._day("e.event_time"))})"""
         )
         # a finding names a subject, not a time: any block removes it (the report re-derives the rest)
         con.execute(
-            "DELETE FROM sec.security_anomalies WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"
+            f"""DELETE FROM sec.security_anomalies
+                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)
+                  AND NOT {self._held("security_anomalies.subject_pseudonym", "security_anomalies.day")}"""
         )
-        for table, column in (
-            ("security_events", "event_time"),
-            ("security_anomalies", "day"),
-            ("deadletters", "stored_at"),
+        for table, column, day in (
+            ("security_events", "event_time", self._day("security_events.event_time")),
+            ("security_anomalies", "day", "security_anomalies.day"),
+            ("deadletters", "stored_at", None),
         ):
+            kept = f"AND NOT {self._held(f'{table}.subject_pseudonym', day)}" if day else ""
             con.execute(
-                f"DELETE FROM sec.{table} WHERE {column} < ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY", [now]
+                f"""DELETE FROM sec.{table}
+                    WHERE {column} < ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY {kept}""",
+                [now],
             )
         con.execute("COMMIT")
 
         con.execute("BEGIN")
+        for table in ("analytics_events", "consent_changes"):
+            con.execute(self._receipt_sql("st", "state", table, "unlinked", "analytics_pseudonym", None))
         con.execute(
             """INSERT INTO st.erasures SELECT source_partition, source_offset, request_id, subject_kind,
                    analytics_pseudonym, requested_at, ?, key_id FROM staged_erasure ON CONFLICT DO NOTHING""",
@@ -370,6 +414,28 @@ class Warehouse:
             f"INSERT OR REPLACE INTO st.runs ({names}) VALUES ({', '.join('?' * len(run))})", list(run.values())
         )
         con.execute("COMMIT")
+
+    def _held(self, subject: str, day: str) -> str:
+        """SQL: whether a legal hold in force covers a security row of `subject` on `day`."""
+        return f"EXISTS (SELECT 1 FROM legal_holds h WHERE {held_sql('h', subject, day)})"
+
+    def _receipt_sql(self, schema: str, store: str, table: str, action: str, pseudonym: str, day: str | None) -> str:
+        """SQL: the receipt lines of this run's erasure requests for one table (R8): the rows of
+        the subject it is about to `action`, and those a legal hold keeps (if `day`, SQL for
+        the day of a row `t`, says the table can be held)."""
+        holds = (
+            f"""(SELECT string_agg(DISTINCT h.name || ': ' || h.reason, '; ') FROM legal_holds h
+                 WHERE {held_sql("h", "t.subject_pseudonym", day)})"""
+            if day
+            else "NULL"
+        )
+        return f"""INSERT INTO {schema}.erasure_receipts
+            WITH x AS (SELECT r.source_partition, r.source_offset, t.subject_pseudonym AS s, {holds} AS holds
+                       FROM staged_erasure r LEFT JOIN {schema}.{table} t ON t.subject_pseudonym = r.{pseudonym})
+            SELECT source_partition, source_offset, '{store}', '{table}', '{action}',
+                   count(s) FILTER (WHERE holds IS NULL), count(holds), string_agg(DISTINCT holds, '; ')
+            FROM x GROUP BY source_partition, source_offset
+            ON CONFLICT DO NOTHING"""
 
     def _day(self, instant: str) -> str:
         """SQL: the calendar day of an instant in the warehouse's time zone."""
@@ -629,11 +695,31 @@ class Warehouse:
                SELECT source_topic, reason, count(*) AS messages FROM sec.deadletters
                GROUP BY ALL ORDER BY ALL"""
         )
+        # R8: each request with its due date (mainland working days) and its receipt
+        requests = self.con.execute("SELECT source_partition, source_offset, requested_at FROM st.erasures").fetchall()
+        due = pa.table(
+            {
+                "source_partition": pa.array([r[0] for r in requests], pa.int32()),
+                "source_offset": pa.array([r[1] for r in requests], pa.int64()),
+                "due_by": pa.array([due_by(r[2]) for r in requests], pa.date32()),
+            }
+        )
+        self.con.register("erasure_due", due)
         self.con.execute(
             """CREATE OR REPLACE TABLE main.erasure_log AS
-               SELECT request_id, subject_kind, requested_at, processed_at FROM st.erasures
-               ORDER BY requested_at, request_id"""
+               WITH receipts AS (SELECT * FROM st.erasure_receipts UNION ALL SELECT * FROM sec.erasure_receipts),
+               receipt AS (
+                   SELECT source_partition, source_offset,
+                          json_group_object(store || '.' || table_name || ' (' || action || ')', rows) AS rows_removed,
+                          sum(held)::BIGINT AS rows_held, string_agg(DISTINCT holds, '; ') AS holds
+                   FROM receipts GROUP BY ALL)
+               SELECT e.request_id, e.subject_kind, e.requested_at, e.processed_at, d.due_by,
+                      r.rows_removed::VARCHAR AS rows_removed, coalesce(r.rows_held, 0) AS rows_held, r.holds
+               FROM st.erasures e JOIN erasure_due d USING (source_partition, source_offset)
+               LEFT JOIN receipt r USING (source_partition, source_offset)
+               ORDER BY e.requested_at, e.request_id"""
         )
+        self.con.unregister("erasure_due")
 
     def _export_parquet(self, days: list[Any]) -> None:
         """`parquet/<table>/date=YYYY-MM-DD/data_0.parquet`, days in the warehouse's time zone: each
