@@ -332,9 +332,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--warehouse", type=Path, default=Path("warehouse"), help="warehouse directory (%(default)s)")
     parser.add_argument("--canaries", type=Path, metavar="FILE", help="known identifiers to look for, one per line")
+    parser.add_argument(
+        "--trail",
+        action="store_true",
+        help="instead, check the warehouse's audit trail: exit 1 if an entry was edited, removed or inserted",
+    )
+
+
+def check_trail(warehouse: Path) -> int:
+    from seaport import trail
+
+    if not (warehouse / trail.TRAIL_FILE).exists():
+        raise SeaportError(f"no audit trail in {warehouse}")
+    try:
+        count, problems = trail.verify(warehouse)
+    except Exception as e:  # an unreadable trail is a finding, said in one line
+        print(f"seaport audit: the audit trail cannot be read ({type(e).__name__})", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"seaport audit: the audit trail of {count} entries is not intact", file=sys.stderr)
+        return 1
+    print(f"audit trail intact: {count} entries, each chained to the one before")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.trail:
+        return check_trail(args.warehouse)
     canaries = Canaries.load(args.canaries) if args.canaries else Canaries()
     report = audit_warehouse(args.warehouse, canaries)
     if report.findings:

@@ -225,8 +225,9 @@ def _record_in_trail(args: argparse.Namespace, outcome: str) -> None:
             facts.get("policy_version"),
             facts.get("key_id"),
         )
-    except (OSError, SeaportError) as e:
-        print(f"seaport {args.command}: warning: the audit trail was not written: {e}", file=sys.stderr)
+    except Exception as e:  # the command's own outcome stands; the operator learns the entry is missing
+        reason = str(e) if isinstance(e, SeaportError) else type(e).__name__
+        print(f"seaport {args.command}: warning: the audit trail was not written: {reason}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -159,9 +159,8 @@ def _open(args: argparse.Namespace, topic: str, stored: dict[int, int]) -> list[
 def show_status(args: argparse.Namespace) -> int:
     from transforms.deadlines import LEGAL_ZONE, legal_day, working_days_left
 
-    topic = topic_name("erasure.requests", args.topic_prefix)
-    done, stored = _done(args.warehouse, topic)
-    pending = _open(args, topic, stored)
+    done, stored = _done(args.warehouse, "erasure.requests")  # positions are kept by contract name
+    pending = _open(args, topic_name("erasure.requests", args.topic_prefix), stored)
     now = datetime.now(UTC)
     today = legal_day(now)
     recent = [r for r in done if r.done_at and r.done_at >= now - timedelta(days=RECENT_DAYS)]

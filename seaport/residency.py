@@ -66,7 +66,7 @@ def partner_region(name: str) -> str:
     """The declared region of an export target; an undeclared one is refused."""
     region = _load()["partners"].get(name)
     if region is None:
-        raise SeaportError(f"residency: no export target named {name!r} is declared")
+        raise SeaportError(f"no export target named {name!r} is declared in the residency file")
     return region
 
 

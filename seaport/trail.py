@@ -29,14 +29,14 @@ HEAD_FILE = "audit_trail.head"
 GENESIS = "0" * 64
 LOCK_WAIT_S = 15.0
 _DDL = """CREATE TABLE IF NOT EXISTS audit_trail (
-    seq BIGINT PRIMARY KEY, at TIMESTAMPTZ, os_user VARCHAR, command VARCHAR, options VARCHAR,
+    seq BIGINT PRIMARY KEY, recorded_at TIMESTAMPTZ, os_user VARCHAR, command VARCHAR, options VARCHAR,
     policy_version VARCHAR, key_id VARCHAR, outcome VARCHAR, prev_hash VARCHAR, hash VARCHAR)"""
-_FIELDS = ("seq", "at", "os_user", "command", "options", "policy_version", "key_id", "outcome", "prev_hash")
+_FIELDS = ("seq", "recorded_at", "os_user", "command", "options", "policy_version", "key_id", "outcome", "prev_hash")
 
 
 def entry_hash(row: dict[str, Any]) -> str:
-    at = row["at"]
-    content = {f: (at.astimezone(UTC).isoformat() if f == "at" else row[f]) for f in _FIELDS}
+    at = row["recorded_at"]
+    content = {f: (at.astimezone(UTC).isoformat() if f == "recorded_at" else row[f]) for f in _FIELDS}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -82,7 +82,7 @@ def record(
         seq, prev = (last[0][0] + 1, last[0][1]) if last else (1, GENESIS)
         row = {
             "seq": seq,
-            "at": datetime.now(UTC),
+            "recorded_at": datetime.now(UTC),
             "os_user": os_user(),
             "command": command,
             "options": json.dumps(options, sort_keys=True, default=str),
