@@ -216,6 +216,8 @@ def _record_in_trail(args: argparse.Namespace, outcome: str) -> None:
 
     facts = getattr(args, "trail", {})
     folder = Path(getattr(args, "warehouse", None) or "warehouse")
+    if outcome != "ok" and not any((folder / f).exists() for f in ("analytics.duckdb", trail.TRAIL_FILE)):
+        return  # refused where no warehouse is: nothing was touched, and no store is made to say so
     try:
         trail.record(
             folder,

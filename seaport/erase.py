@@ -165,7 +165,9 @@ def show_status(args: argparse.Namespace) -> int:
     today = legal_day(now)
     recent = [r for r in done if r.done_at and r.done_at >= now - timedelta(days=RECENT_DAYS)]
     overdue = [r for r in pending if r.due < today]
-    rows = sorted(pending, key=lambda r: (r.due, r.received)) + sorted(recent, key=lambda r: r.done_at, reverse=True)
+    rows = sorted(pending, key=lambda r: (r.due, r.received)) + sorted(
+        recent, key=lambda r: r.done_at or now, reverse=True
+    )
 
     def local(t: datetime) -> str:
         return t.astimezone(LEGAL_ZONE).strftime("%Y-%m-%d %H:%M")

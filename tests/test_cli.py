@@ -30,7 +30,7 @@ def seaport(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         (["ingest", "--dev", "--runner", "NoSuchRunner"], "unknown Beam runner 'NoSuchRunner'"),
         (["ingest", "--dev", "--group", " "], "--group must name a consumer group"),  # librdkafka aborted
         (["ingest", "--poll-seconds", "-1"], "must be a number of seconds above 0"),
-        (["erase"], "one of the arguments --openid --anonymous-id is required"),
+        (["erase"], "one of the arguments --openid --anonymous-id --status is required"),
         (["erase", "--openid", "o-secret-person", "--anonymous-id", "c-x"], "not allowed with"),
         (["report", "bogus"], "invalid choice: 'bogus'"),
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
@@ -102,9 +102,10 @@ def test_erase_refuses_blank_and_invisible_ids_without_echo(option, shape):
     assert_one_line_usage_error(done, f"argument {option}: must be a non-blank id", secret=canary)
 
 
-def test_erase_files_a_padded_id_stripped(kafka_bootstrap, topic_prefix, kafka_client):
+def test_erase_files_a_padded_id_stripped(kafka_bootstrap, topic_prefix, kafka_client, tmp_path):
     canary = f"o-{uuid.uuid4().hex[:16]}"
-    done = seaport("erase", "--openid", f"  {canary} ", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix)
+    done = seaport("erase", "--openid", f"  {canary} ", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix,
+                   "--warehouse", str(tmp_path / "wh"))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert canary not in done.stdout + done.stderr
     [record] = read_all(kafka_client(), topic_name("erasure.requests", topic_prefix))

@@ -411,6 +411,8 @@ def test_erasure_reaches_every_store_and_survives_replays(kafka_bootstrap, topic
             kafka_bootstrap,
             "--topic-prefix",
             topic_prefix,
+            "--warehouse",
+            str(warehouse),
         ],
         capture_output=True,
         text=True,
@@ -524,7 +526,7 @@ def test_erasure_leaves_none_of_the_subjects_pseudonyms_in_any_store(kafka_boots
     for openid in erased:
         erase = subprocess.run(
             [sys.executable, "-m", "seaport.cli", "erase", "--openid", openid, "--bootstrap", kafka_bootstrap,
-             "--topic-prefix", topic_prefix],
+             "--topic-prefix", topic_prefix, "--warehouse", str(warehouse)],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert erase.returncode == 0, erase.stderr
