@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from schemas import safejson
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
 from schemas.safejson import too_deep
+from seaport import trail
 from seaport.cli import (
     add_kafka_options,
     add_security_dir_option,
@@ -51,6 +52,7 @@ from seaport.cli import (
     number_type,
     positive_float,
     positive_int,
+    trail_options,
 )
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
@@ -198,6 +200,12 @@ def run(args: argparse.Namespace) -> int:
             if not (args.streaming and idle and was_idle):  # streaming: say "caught up" once, not every poll
                 print(format_summary(summary, warehouse.root), flush=True)
             was_idle = idle
+            outcome = f"run {summary.run_id}: {summary.messages} messages" if not idle else "caught up"
+            args.trail["outcome"] = outcome  # the invocation's entry (seaport/cli.py)
+            if args.streaming and not idle:  # R12: each committed run of a long-lived ingest
+                trail.record(
+                    warehouse.root, "ingest run", trail_options(args), outcome, policy.version, pseudonymizer.key_id
+                )
             if not args.streaming:
                 break
             # Between runs the stores are free: analysts, the dashboard and the nightly report open them.

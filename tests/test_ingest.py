@@ -281,6 +281,12 @@ def test_streaming_ingests_what_arrives_frees_the_warehouse_between_runs_and_sto
     assert "in use by another process; waiting" in err and "Traceback" not in err
     assert out.count("messages read") >= 2
     assert read_tables(warehouse) == {t: rounded(rows) for t, rows in expected_all.items()}
+    # R12: each committed run is in the audit trail, then the invocation, chained intact
+    from seaport import trail
+
+    commands = [e["command"] for e in trail.entries(warehouse)]
+    assert commands.count("ingest run") >= 2 and commands[-1] == "ingest"
+    assert trail.verify(warehouse) == (len(commands), [])
 
 
 def _connect_when_free(database: Path, deadline: float) -> duckdb.DuckDBPyConnection | None:
