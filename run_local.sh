@@ -2,7 +2,8 @@
 # The main job, end to end, on a fresh machine:
 #   set-up -> a local Kafka broker -> a day of simulated traffic through the HTTP collector into
 #   Kafka -> the Beam ingestion pipeline -> the security report and the dashboard -> an audit of
-#   the warehouse for personal identifiers -> where each result is.
+#   the warehouse for personal identifiers -> erasure requests' status -> where each result is
+#   (with an erasure receipt and the audit trail's check).
 # A second run does not redo what is done: the day's traffic is sent once, ingest reads only
 # what is new.
 # Settings (environment): SEAPORT_PORT (broker, default 9092), SEAPORT_COLLECTOR_PORT (8080),
@@ -64,6 +65,9 @@ $seaport dashboard --warehouse "$warehouse"
 
 say "audit: no personal identifier anywhere in $warehouse/"
 $seaport audit --warehouse "$warehouse"
+
+say "people's rights: erasure requests with their receipts and due dates (R8)"
+$seaport erase --status --warehouse "$warehouse" || echo "(exit 1: an erasure request is overdue)"
 
 say "results"
 .venv/bin/python -m seaport.summary --warehouse "$warehouse"

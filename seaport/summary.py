@@ -34,14 +34,41 @@ def summarize(root: Path) -> str:
         for table in ANALYTICS_TABLES:
             n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             lines.append(f"  {table:<18} {n:>7} rows   {suppressed.get(table, 0):>6} suppressed")
+        lines += _erasures(con)
     finally:
         con.close()
     lines.append(_quality(root))
+    lines.append(_trail(root))
     lines.append("files:")
     for rel in ("analytics.duckdb", "security.duckdb", "parquet/", "dashboard.html", "reports/"):
         if (root / rel).exists():
             lines.append(f"  {root / rel}")
     return "\n".join(lines)
+
+
+def _erasures(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """R8: how many requests were applied, and the latest one's receipt."""
+    done = con.execute(
+        """SELECT request_id, requested_at, due_by, processed_at, rows_removed, rows_held, holds
+           FROM erasure_log ORDER BY processed_at DESC, request_id LIMIT 1"""
+    ).fetchall()
+    if not done:
+        return ["erasure requests: none applied"]
+    count = con.execute("SELECT count(*) FROM erasure_log").fetchall()[0][0]
+    request_id, received, due, processed, removed, held, holds = done[0]
+    return [
+        f"erasure requests applied: {count}; the latest receipt:",
+        f"  request {request_id}: received {received:%Y-%m-%d %H:%M}, due by {due}, done {processed:%Y-%m-%d %H:%M}",
+        f"  rows removed: {removed}",
+        f"  rows kept under legal hold: {held}" + (f" ({holds})" if holds else ""),
+    ]
+
+
+def _trail(root: Path) -> str:
+    from seaport import trail
+
+    count, problems = trail.verify(root)
+    return f"audit trail: {count} entries, " + ("chain intact" if not problems else f"NOT intact: {problems[0]}")
 
 
 def _quality(root: Path) -> str:
