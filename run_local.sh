@@ -45,8 +45,8 @@ if [ ! -f "$sent" ]; then
     --refused-out ".seaport/traffic/$day.refused" .seaport/traffic/"$day".{consent.events,access_logs.raw}.jsonl "$traffic"
   kill "$collector"; wait "$collector" 2>/dev/null || true
   trap - EXIT
-  say "erasure requests, and what the collector refused, straight into Kafka (the pipeline's dead letters)"
-  for f in .seaport/traffic/"$day".erasure.requests.jsonl .seaport/traffic/"$day".refused.*.jsonl; do
+  say "what the collector refused, straight into Kafka (the pipeline's dead letters)"
+  for f in .seaport/traffic/"$day".refused.*.jsonl; do
     [ -f "$f" ] || continue
     topic=${f%.jsonl}; topic=${topic##*/"$day".}; topic=${topic#refused.}
     $seaport produce --topic "$topic" "$f"
@@ -58,6 +58,14 @@ fi
 
 say "ingest (Beam) into $warehouse/"
 $seaport ingest --until-caught-up "${key_flag[@]}" --warehouse "$warehouse"
+
+erased=.seaport/traffic/$day.erased
+if [ ! -f "$erased" ] && [ -f .seaport/traffic/"$day".erasure.requests.jsonl ]; then
+  say "erasure requests arrive after the day's events (R8); the next ingest applies them"
+  $seaport produce --topic erasure.requests .seaport/traffic/"$day".erasure.requests.jsonl
+  $seaport ingest --until-caught-up "${key_flag[@]}" --warehouse "$warehouse"
+  touch "$erased"
+fi
 
 say "security report and dashboard"
 $seaport report security --date "$day" --warehouse "$warehouse"

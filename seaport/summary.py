@@ -6,6 +6,7 @@ python -m seaport.summary --warehouse warehouse/
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import duckdb
@@ -47,21 +48,21 @@ def summarize(root: Path) -> str:
 
 
 def _erasures(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """R8: how many requests were applied, and the latest one's receipt."""
+    """R8: the requests applied, and the receipts of the latest (up to three)."""
     done = con.execute(
         """SELECT request_id, requested_at, due_by, processed_at, rows_removed, rows_held, holds
-           FROM erasure_log ORDER BY processed_at DESC, request_id LIMIT 1"""
+           FROM erasure_log ORDER BY processed_at DESC, request_id"""
     ).fetchall()
     if not done:
         return ["erasure requests: none applied"]
-    count = con.execute("SELECT count(*) FROM erasure_log").fetchall()[0][0]
-    request_id, received, due, processed, removed, held, holds = done[0]
-    return [
-        f"erasure requests applied: {count}; the latest receipt:",
-        f"  request {request_id}: received {received:%Y-%m-%d %H:%M}, due by {due}, done {processed:%Y-%m-%d %H:%M}",
-        f"  rows removed: {removed}",
-        f"  rows kept under legal hold: {held}" + (f" ({holds})" if holds else ""),
-    ]
+    lines = [f"erasure requests applied: {len(done)}; receipts of the latest:"]
+    for request_id, received, due, processed, removed, held, holds in done[:3]:
+        rows = ", ".join(f"{table} {n}" for table, n in json.loads(removed or "{}").items() if n)
+        lines.append(
+            f"  {request_id}: received {received:%Y-%m-%d %H:%M}, due by {due}, done {processed:%Y-%m-%d %H:%M}; "
+            f"rows {rows or 'none held'}; kept under legal hold: {held}" + (f" ({holds})" if holds else "")
+        )
+    return lines
 
 
 def _trail(root: Path) -> str:

@@ -290,6 +290,8 @@ def test_audited_commands_leave_chained_entries_and_tampering_is_found(kafka_boo
     subject = "o-scenario-never"
     assert seaport("erase", "--openid", subject, "--warehouse", str(warehouse),
                    *kafka(kafka_bootstrap, topic_prefix)).returncode == 0  # fmt: skip
+    access = seaport("subject-report", "--openid", "o-scenario-gpc", "--warehouse", str(warehouse), key=key_file)
+    assert access.returncode == 0, access.stderr
     assert seaport("report", "security", "--date", T0.date().isoformat(), "--warehouse", str(warehouse)).returncode == 0
     out = tmp_path / "out"
     assert seaport("export", "--partner", "example-partner", "--to", str(out), "--warehouse",
@@ -298,18 +300,19 @@ def test_audited_commands_leave_chained_entries_and_tampering_is_found(kafka_boo
     assert refused.returncode == 2
 
     rows = trail_rows(warehouse)
-    assert [r[1] for r in rows] == ["ingest", "erase", "report", "export", "export"]
-    assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
-    ingest_row, erase_row = rows[0], rows[1]
+    assert [r[1] for r in rows] == ["ingest", "erase", "subject-report", "report", "export", "export"]
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
+    ingest_row, erase_row, access_row = rows[0], rows[1], rows[2]
     key_id = Pseudonymizer.from_key_bytes(key_file.read_bytes()).key_id
-    assert ingest_row[4] == key_id and ingest_row[5] and ingest_row[3] == "ok"
+    assert ingest_row[4] == key_id and ingest_row[5] and ingest_row[3].startswith("run ")
     assert json.loads(erase_row[2])["openid"] == "(given)" and erase_row[3].startswith("filed request")
-    assert rows[4][3].startswith("refused: no export target")
-    assert all(subject not in str(r) for r in rows)
+    assert access_row[4] == key_id and json.loads(access_row[2])["openid"] == "(given)"
+    assert rows[5][3].startswith("refused: no export target")
+    assert all(subject not in str(r) and "o-scenario-gpc" not in str(r) for r in rows)
     assert (warehouse / "audit_trail.duckdb").stat().st_mode & 0o777 == 0o600
 
     check = seaport("audit", "--trail", "--warehouse", str(warehouse))
-    assert check.returncode == 0 and "5 entries" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "6 entries" in check.stdout, check.stdout + check.stderr
 
     def tampered(name: str, sql: str) -> subprocess.CompletedProcess:
         copy = tmp_path / name
@@ -321,11 +324,11 @@ def test_audited_commands_leave_chained_entries_and_tampering_is_found(kafka_boo
         con.close()
         return seaport("audit", "--trail", "--warehouse", str(copy))
 
-    edited = tampered("edited", "UPDATE audit_trail SET outcome = 'ok' WHERE seq = 4")
+    edited = tampered("edited", "UPDATE audit_trail SET outcome = 'ok, nothing to see' WHERE seq = 4")
     assert edited.returncode == 1 and "entry 4: its content does not match" in edited.stdout
     removed = tampered("removed", "DELETE FROM audit_trail WHERE seq = 2")
     assert removed.returncode == 1 and "entry 2 is missing" in removed.stdout
-    last = tampered("last", "DELETE FROM audit_trail WHERE seq = 5")
+    last = tampered("last", "DELETE FROM audit_trail WHERE seq = 6")
     assert last.returncode == 1 and "entries removed at the end" in last.stdout
 
 
