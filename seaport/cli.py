@@ -162,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     module_name, _help, stores = COMMANDS[args.command]
     outcome = "error"
     try:
-        from seaport.residency import check_stores
+        from seaport.residency import PERSONAL_STORES, check_stores
 
         check_stores(stores)  # R10: before anything is read or written
+        if PERSONAL_STORES & set(stores):
+            os.umask(0o077)  # R12: what a command on personal data creates is its owner's only
         module = importlib.import_module(module_name)
         code = int(module.run(args) or 0)
         outcome = "ok" if code == 0 else f"exit {code}"

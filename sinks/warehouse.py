@@ -214,9 +214,6 @@ class Warehouse:
         self.tz = tz
         self.k = k
         self.late_days = late_days
-        # R12: what this process creates is its owner's only (the restricted stores, their
-        # write-ahead logs, the staging folders); the analysts' files are opened up when published.
-        os.umask(0o077)
         try:
             for folder in {self.root, self.security_dir}:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -231,7 +228,7 @@ class Warehouse:
         try:
             for path, alias in ((self.root / "state.duckdb", "st"), (self.security_dir / "security.duckdb", "sec")):
                 self.con.execute(f"ATTACH '{_sql_str(str(path))}' AS {alias}")
-                path.chmod(0o600)  # a store made before this rule, too
+                path.chmod(0o600)  # R12: the owner's only (`seaport` runs with umask 0077 for the rest)
         except duckdb.IOException:
             self.con.close()
             raise WarehouseBusy(f"the warehouse {self.root} is in use by another process") from None
