@@ -55,8 +55,11 @@ def _erasures(con: duckdb.DuckDBPyConnection) -> list[str]:
     ).fetchall()
     if not done:
         return ["erasure requests: none applied"]
-    lines = [f"erasure requests applied: {len(done)}; receipts of the latest:"]
+    from transforms.deadlines import LEGAL_ZONE
+
+    lines = [f"erasure requests applied: {len(done)}; receipts of the latest (times in mainland China):"]
     for request_id, received, due, processed, removed, held, holds in done[:3]:
+        received, processed = received.astimezone(LEGAL_ZONE), processed.astimezone(LEGAL_ZONE)
         rows = ", ".join(f"{table} {n}" for table, n in json.loads(removed or "{}").items() if n)
         lines.append(
             f"  {request_id}: received {received:%Y-%m-%d %H:%M}, due by {due}, done {processed:%Y-%m-%d %H:%M}; "
