@@ -1,6 +1,6 @@
 """`seaport export`: hand a partner the de-identified aggregates, and nothing else (R4, R10).
 
-Copies the Parquet partitions of the aggregate tables (`parquet/<table>/date=D/data_0.parquet`)
+Copies the Parquet files of the aggregate tables (`parquet/<table>/date=D/data_0.parquet`)
 into `--to DIR`, with a `MANIFEST.json` (partner, time, files with rows and SHA-256). The partner
 must be declared with its region in the residency file (`seaport/residency.py`). The copy is
 made in a scratch folder beside DIR, `seaport audit` scans it, and only a clean copy is renamed
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         files = []
         for table in ANALYTICS_TABLES:
-            for path in sorted((source / table).glob("date=*/*.parquet")):
+            for path in sorted((source / table).rglob("*.parquet")):
                 relative = path.relative_to(source)
                 (scratch / relative.parent).mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, scratch / relative)

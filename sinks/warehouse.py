@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS st.runs (
 ALTER TABLE st.runs ADD COLUMN IF NOT EXISTS too_late BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS st.dirty_days (day DATE PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS st.watermark (ts TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS st.visitor_days (
+    subject_pseudonym VARCHAR, day DATE, policy_version VARCHAR, PRIMARY KEY (subject_pseudonym, day));
 """
     + _RECEIPTS_DDL.format(schema="st")
 )
@@ -133,12 +135,28 @@ STAGED_SCHEMAS: dict[str, pa.Schema] = {
 OTHER = "(other)"
 ROLLUP_DIMENSIONS = {
     "page_views_hourly": ("hour", ("page",)),
+    "page_views_daily": ("day", ("page",)),
     "clicks_hourly": ("hour", ("page", "element")),
+    "clicks_daily": ("day", ("page", "element")),
     "devices_daily": ("day", ("device_model", "os", "os_version_major")),
     "audience_daily": ("day", ("gender", "country", "city", "language")),
 }
 
-ANALYTICS_TABLES = ("page_views_hourly", "clicks_hourly", "devices_daily", "audience_daily", "sessions_daily")
+# The aggregate tables, each with the column that counts what it stands on (coverage: the share
+# of that count its published rows, `(other)` rows included, hold).
+COUNTED = {
+    "page_views_hourly": "views",
+    "page_views_daily": "views",
+    "clicks_hourly": "clicks",
+    "clicks_daily": "clicks",
+    "devices_daily": "events",
+    "audience_daily": "visitors",
+    "sessions_daily": "sessions",
+    "retention_weekly": "visitors",
+}
+ANALYTICS_TABLES = tuple(COUNTED)
+# Retention cohorts are the weeks of a consenting subject's first visit within this many weeks.
+RETENTION_WEEKS = 12
 
 
 @dataclass(frozen=True)
@@ -338,7 +356,7 @@ class Warehouse:
         con.execute("COMMIT")
 
         con.execute("BEGIN")
-        for table in ("analytics_events", "consent_changes"):
+        for table in ("analytics_events", "consent_changes", "visitor_days"):
             con.execute(self._receipt_sql("st", "state", table, "unlinked", "analytics_pseudonym", None))
         con.execute(
             """INSERT INTO st.erasures SELECT source_partition, source_offset, request_id, subject_kind,
@@ -390,6 +408,10 @@ class Warehouse:
         con.execute(
             f"""DELETE FROM st.analytics_events WHERE event_id IN (SELECT e.event_id FROM st.analytics_events e
                 {blocks_join("SEMI", "minors_st", "e", "ts")})"""
+        )
+        con.execute(  # and the days they visited, kept for retention (closed days too)
+            f"""DELETE FROM st.visitor_days v USING minors_st b
+                WHERE v.subject_pseudonym = b.subject_pseudonym AND v.day <= {self._day("b.blocked_until")}"""
         )
         self._unlink_erased_subjects()
         self._withhold_profiles_without_consent(gated_columns)
@@ -472,7 +494,8 @@ class Warehouse:
             """CREATE OR REPLACE TEMP TABLE erased_tokens AS
                SELECT subject_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
                FROM (SELECT subject_pseudonym FROM st.analytics_events
-                     UNION SELECT subject_pseudonym FROM st.consent_changes)
+                     UNION SELECT subject_pseudonym FROM st.consent_changes
+                     UNION SELECT subject_pseudonym FROM st.visitor_days)
                WHERE subject_pseudonym IN (SELECT analytics_pseudonym FROM staged_erasure)"""
         )
         con.execute(
@@ -486,7 +509,7 @@ class Warehouse:
             """UPDATE st.analytics_events e SET session_pseudonym = t.token FROM erased_sessions t
                WHERE e.session_pseudonym = t.session_pseudonym"""
         )
-        for table in ("st.analytics_events", "st.consent_changes"):
+        for table in ("st.analytics_events", "st.consent_changes", "st.visitor_days"):
             con.execute(
                 f"""UPDATE {table} e SET subject_pseudonym = t.token FROM erased_tokens t
                     WHERE e.subject_pseudonym = t.subject_pseudonym"""
@@ -549,21 +572,25 @@ class Warehouse:
         # fewest subjects behind any count of the row (the row is published only at >= k), and an
         # average from fewer than k subjects is null. `visitors` stands on the consenting subjects
         # it counts: a row is published only when they are at least k, or none (a 0 stands on nobody).
-        cells = {
-            "page_views_hourly": """
-                SELECT hour, page,
+        page_views = """
+                SELECT {time}, page,
                        count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted AND event = 'page_view') AS visitors,
                        CASE WHEN count(DISTINCT subject_pseudonym) FILTER (WHERE event = 'page_leave') >= {k}
                             THEN avg(duration_ms) FILTER (WHERE event = 'page_leave') END AS avg_duration_ms,
                        {versions},
                        least(count(DISTINCT subject_pseudonym) FILTER (WHERE event = 'page_view'), {visitors}) AS _subjects
-                FROM {src} WHERE event IN ('page_view', 'page_leave') GROUP BY ALL""",
-            "clicks_hourly": """
-                SELECT hour, page, element, count(DISTINCT event_id) AS clicks,
+                FROM {src} WHERE event IN ('page_view', 'page_leave') GROUP BY ALL"""
+        clicks = """
+                SELECT {time}, page, element, count(DISTINCT event_id) AS clicks,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
                        {versions}, least(count(DISTINCT subject_pseudonym), {visitors}) AS _subjects
-                FROM {src} WHERE event = 'click' GROUP BY ALL""",
+                FROM {src} WHERE event = 'click' GROUP BY ALL"""
+        cells = {
+            "page_views_hourly": page_views.replace("{time}", "hour"),
+            "page_views_daily": page_views.replace("{time}", "day"),
+            "clicks_hourly": clicks.replace("{time}", "hour"),
+            "clicks_daily": clicks.replace("{time}", "day"),
             "devices_daily": """
                 SELECT day, device_model, os, os_version_major, count(DISTINCT event_id) AS events,
                        count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
@@ -593,6 +620,20 @@ class Warehouse:
             table: sql.replace("{versions}", versions).replace("{visitors}", visitors).replace("{k}", str(k))
             for table, sql in cells.items()
         }
+        # The consenting visitors per day of the rebuilt days, for retention (state's own transaction:
+        # a crash before the aggregates' commit leaves the days dirty, and this is redone the same)
+        con.execute("BEGIN")
+        con.execute("DELETE FROM st.visitor_days WHERE day IN (SELECT day FROM days)")
+        con.execute(
+            """INSERT INTO st.visitor_days SELECT subject_pseudonym, day,
+                   string_agg(DISTINCT policy_version, ',' ORDER BY policy_version)
+               FROM ev WHERE granted GROUP BY ALL"""
+        )
+        con.execute(
+            f"""DELETE FROM st.visitor_days WHERE day < (SELECT date_trunc('week', max(day))::DATE
+                                                            - {7 * (RETENTION_WEEKS - 1)} FROM st.visitor_days)"""
+        )
+        con.execute("COMMIT")
         con.execute("BEGIN")
         for table, sql in cells.items():
             day = self._row_day(table)
@@ -608,19 +649,25 @@ class Warehouse:
             con.execute(
                 f"DELETE FROM main.suppressed_cells_daily WHERE table_name = '{table}' AND day IN (SELECT day FROM days)"
             )
-            con.execute(
-                f"""INSERT INTO main.suppressed_cells_daily
-                    SELECT '{table}', {day}, count(*) FROM cells WHERE _subjects < {k} GROUP BY ALL"""
-            )
+            self._count_suppressed(table, day, "cells", k)
         con.execute("DROP TABLE cells")
+        self._retention(k)
         con.execute("DROP TABLE ev")
         con.execute("DROP TABLE sev")
         listed = ", ".join(f"('{t}')" for t in ANALYTICS_TABLES)
         con.execute(
             f"""CREATE OR REPLACE TABLE main.suppressed_cells AS
-                SELECT t.table_name, coalesce(sum(s.cells), 0)::BIGINT AS cells
+                SELECT t.table_name, coalesce(sum(s.cells), 0)::BIGINT AS cells,
+                       coalesce(sum(s.events), 0)::BIGINT AS events
                 FROM (VALUES {listed}) t(table_name) LEFT JOIN main.suppressed_cells_daily s USING (table_name)
                 GROUP BY ALL ORDER BY ALL"""
+        )
+        # per table and day: what its cells counted, and the share its published rows hold
+        con.execute(
+            """CREATE OR REPLACE TABLE main.coverage_daily AS
+               SELECT table_name, day, counted, published,
+                      CASE WHEN counted > 0 THEN round(published / counted, 4) END AS coverage
+               FROM main.suppressed_cells_daily ORDER BY ALL"""
         )
         con.execute("DELETE FROM main.materialized_with")
         con.execute("INSERT INTO main.materialized_with VALUES (?, ?)", settings)
@@ -635,6 +682,53 @@ class Warehouse:
             summary.rows = rows
             summary.suppressed = dict(con.execute("SELECT table_name, cells FROM main.suppressed_cells").fetchall())
         return rows
+
+    def _count_suppressed(self, table: str, day: str, cells: str, k: int) -> None:
+        """Per day of `cells` (the table's cells before suppression, `_subjects` each): the cells
+        suppressed and what they counted, what all cells counted, and what the published rows
+        (`(other)` included) hold: `suppressed_cells` and `coverage_daily` come from it."""
+        counted = COUNTED[table]
+        self.con.execute(
+            f"""INSERT INTO main.suppressed_cells_daily BY NAME
+                SELECT '{table}' AS table_name, c.day, c.cells, c.events, c.counted,
+                       coalesce(p.published, 0) AS published
+                FROM (SELECT {day} AS day, count(*) FILTER (WHERE _subjects < {k}) AS cells,
+                             coalesce(sum({counted}) FILTER (WHERE _subjects < {k}), 0) AS events,
+                             coalesce(sum({counted}), 0) AS counted
+                      FROM {cells} GROUP BY ALL) c
+                LEFT JOIN (SELECT {day} AS day, sum({counted}) AS published FROM main.{table} GROUP BY ALL) p
+                USING (day)"""
+        )
+
+    def _retention(self, k: int) -> None:
+        """`retention_weekly`: per cohort (the week of a consenting subject's first visit within
+        the last RETENTION_WEEKS weeks) and weeks since, the cohort's subjects who visited with
+        consent that week; rows under k are suppressed. Rebuilt whole from `st.visitor_days`."""
+        con = self.con
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE weeks AS
+               SELECT subject_pseudonym, date_trunc('week', day)::DATE AS week,
+                      list_distinct(flatten(list(string_split(policy_version, ',')))) AS versions
+               FROM st.visitor_days GROUP BY ALL"""
+        )
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE retention_cells AS
+               SELECT f.cohort_week, ((w.week - f.cohort_week) // 7)::INTEGER AS weeks_since,
+                      count(DISTINCT w.subject_pseudonym) AS visitors,
+                      array_to_string(list_sort(list_distinct(flatten(list(w.versions)))), ',') AS policy_version,
+                      count(DISTINCT w.subject_pseudonym) AS _subjects
+               FROM weeks w JOIN (SELECT subject_pseudonym, min(week) AS cohort_week FROM weeks GROUP BY ALL) f
+                 USING (subject_pseudonym)
+               GROUP BY ALL"""
+        )
+        con.execute(
+            f"""CREATE OR REPLACE TABLE main.retention_weekly AS
+                SELECT * EXCLUDE (_subjects) FROM retention_cells WHERE _subjects >= {k} ORDER BY ALL"""
+        )
+        con.execute("DELETE FROM main.suppressed_cells_daily WHERE table_name = 'retention_weekly'")
+        self._count_suppressed("retention_weekly", "cohort_week", "retention_cells", k)
+        con.execute("DROP TABLE weeks")
+        con.execute("DROP TABLE retention_cells")
 
     def _with_consent_and_time(self, events: str) -> str:
         """SQL: `events` with `granted` (consent at the event's time), their `hour` and `day`. An
@@ -664,6 +758,8 @@ class Warehouse:
 
     def _row_day(self, table: str) -> str:
         """SQL: the calendar day a row of an aggregate table belongs to."""
+        if table == "retention_weekly":
+            return "cohort_week"
         return "day" if table.endswith("_daily") else self._day("hour")
 
     def needs_materializing(self) -> bool:
@@ -721,28 +817,35 @@ class Warehouse:
     def _export_parquet(self, days: list[Any]) -> None:
         """`parquet/<table>/date=YYYY-MM-DD/data_0.parquet`, days in the warehouse's time zone: each
         rebuilt day's file is written beside and renamed over the old one (a reader sees the old
-        day or the new one, never half of it); a day left without rows loses its folder."""
+        day or the new one, never half of it); a day left without rows loses its folder.
+        `retention_weekly`, rebuilt whole, is one file `parquet/retention_weekly/data_0.parquet`."""
         scratch = self.root / "parquet" / ".scratch"
         scratch.mkdir(parents=True, exist_ok=True)
+
+        def replace(query: str, folder: Path) -> None:
+            tmp = scratch / f"{folder.parent.name}-{folder.name}.parquet"
+            self.con.execute(f"COPY ({query}) TO '{_sql_str(str(tmp))}' (FORMAT parquet)")
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, folder / "data_0.parquet")
+
+        replace("SELECT * FROM main.retention_weekly", self.root / "parquet" / "retention_weekly")
         for table in ANALYTICS_TABLES:
-            day_column = self._row_day(table)
+            if table == "retention_weekly":
+                continue
             for day in days:
                 folder = self.root / "parquet" / table / f"date={day.isoformat()}"
-                query = f"SELECT * FROM main.{table} WHERE {day_column} = ?::DATE"
-                if self._scalar(f"SELECT count(*) FROM ({query})", [day]) == 0:
+                query = f"SELECT * FROM main.{table} WHERE {self._row_day(table)} = '{day.isoformat()}'::DATE"
+                if self._scalar(f"SELECT count(*) FROM ({query})") == 0:
                     shutil.rmtree(folder, ignore_errors=True)
-                    continue
-                tmp = scratch / f"{table}-{day.isoformat()}.parquet"
-                self.con.execute(
-                    f"COPY ({query.replace('?::DATE', repr(day.isoformat()) + '::DATE')}) "
-                    f"TO '{_sql_str(str(tmp))}' (FORMAT parquet)"
-                )
-                folder.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, folder / "data_0.parquet")
+                else:
+                    replace(query, folder)
 
 
 _ANALYTICS_DDL = """
 CREATE TABLE IF NOT EXISTS main.suppressed_cells_daily (table_name VARCHAR, day DATE, cells BIGINT);
+ALTER TABLE main.suppressed_cells_daily ADD COLUMN IF NOT EXISTS events BIGINT DEFAULT 0;
+ALTER TABLE main.suppressed_cells_daily ADD COLUMN IF NOT EXISTS counted BIGINT DEFAULT 0;
+ALTER TABLE main.suppressed_cells_daily ADD COLUMN IF NOT EXISTS published BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS main.materialized_with (k INTEGER, tz VARCHAR);
 """
 

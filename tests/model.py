@@ -315,12 +315,40 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
             [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["hour"], e["page"]), views
         ).items()
     }
-    tables["clicks_hourly"] = {
-        (*key, len(rows), visitors(rows))
+    tables["page_views_daily"] = {
+        (
+            *key,
+            sum(views(e) for e in rows),
+            visitors([e for e in rows if views(e)]),
+            average_of([e for e in rows if e["event"] == "page_leave"]),
+        )
         for key, rows in cells(
-            [e for e in ev if e["event"] == "click"], lambda e: (e["hour"], e["page"], e["element"])
+            [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["day"], e["page"]), views
         ).items()
     }
+    for table, time in (("clicks_hourly", "hour"), ("clicks_daily", "day")):
+        tables[table] = {
+            (*key, len(rows), visitors(rows))
+            for key, rows in cells(
+                [e for e in ev if e["event"] == "click"], lambda e, time=time: (e[time], e["page"], e["element"])
+            ).items()
+        }
+    # retention: cohort = the Monday of a consenting subject's first visit (within the last 12
+    # weeks of the data), and the cohort's subjects who visited with consent each week after
+    weeks = defaultdict(set)
+    for e in ev:
+        if e["granted"]:
+            weeks[e["subject"]].add(e["day"] - timedelta(days=e["day"].weekday()))
+    if weeks:
+        horizon = max(w for ws in weeks.values() for w in ws) - timedelta(weeks=11)
+        weeks = defaultdict(set, {s: {w for w in ws if w >= horizon} for s, ws in weeks.items()})
+    cohorts = defaultdict(set)
+    for subject, ws in weeks.items():
+        if ws:
+            first = min(ws)
+            for w in ws:
+                cohorts[(first, (w - first).days // 7)].add(subject)
+    tables["retention_weekly"] = {(*key, len(s)) for key, s in cohorts.items() if len(s) >= k}
     tables["devices_daily"] = {
         (*key, len(rows), visitors(rows)) for key, rows in cells(ev, lambda e: (e["day"], *e["device"])).items()
     }

@@ -23,10 +23,13 @@ from tests.model import build_dataset, expected_duplicates, expected_tables, nor
 
 TABLE_COLUMNS = {
     "page_views_hourly": "hour, page, views, visitors, avg_duration_ms",
+    "page_views_daily": "day, page, views, visitors, avg_duration_ms",
     "clicks_hourly": "hour, page, element, clicks, visitors",
+    "clicks_daily": "day, page, element, clicks, visitors",
     "devices_daily": "day, device_model, os, os_version_major, events, visitors",
     "audience_daily": "day, gender, country, city, language, visitors",
     "sessions_daily": "day, sessions, avg_session_duration_ms, bounce_rate",
+    "retention_weekly": "cohort_week, weeks_since, visitors",
 }
 
 

@@ -150,7 +150,7 @@ def test_k_holds_for_every_figure_of_a_row(tmp_path: Path):
         rows = con.execute(
             "SELECT page, views, visitors, avg_duration_ms FROM page_views_hourly ORDER BY page"
         ).fetchall()
-        suppressed = dict(con.execute("SELECT * FROM suppressed_cells").fetchall())
+        suppressed = dict(con.execute("SELECT table_name, cells FROM suppressed_cells").fetchall())
         devices = con.execute("SELECT events, visitors FROM devices_daily").fetchall()
     leaves_d = [e["duration_ms"] for e in events if e["page"] == "/d" and e["event"] == "page_leave"]
     assert rows == [("/b", 5, 5, None), ("/d", 5, 5, sum(leaves_d) / 5)]
