@@ -25,6 +25,7 @@ setup(
         "uvloop==0.23.0",
         "lz4==4.4.5",
         "holidays==0.108",
+        "tqdm==4.70.1",
     ],
     entry_points={"console_scripts": ["seaport=seaport.cli:main"]},
 )

@@ -56,6 +56,7 @@ from seaport.cli import (
 )
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
+from seaport.progress import Progress
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
@@ -362,6 +363,7 @@ def run_pipeline(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     messages = sum(r.end - r.start for r in ranges)
+    bar = Progress("reading and protecting", total=messages)
     if not uses_beam(runner, beam_args, messages, in_process_below):
         reader = ReadOffsetRange(kafka_client, bootstrap, max_batch)
         reader.setup()
@@ -369,9 +371,12 @@ def run_pipeline(
         try:
             for piece in (p for r in ranges for p in split_range(r, SPLIT_OFFSETS)):
                 for element in reader.process(piece):
-                    total.update(stage_batch(*element, policy, pseudonymizer, staging)[0])
+                    counts_of_batch = stage_batch(*element, policy, pseudonymizer, staging)[0]
+                    total.update(counts_of_batch)
+                    bar.update(counts_of_batch.get("messages", 0))
         finally:
             reader.teardown()
+            bar.close()
         return dict(total)
     options = PipelineOptions([f"--runner={runner}", *local_parallelism(runner, beam_args, messages), *beam_args])
     pipeline = beam.Pipeline(options=options)
@@ -390,6 +395,10 @@ def run_pipeline(
         counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + int(
             counter.committed or counter.attempted or 0
         )
+    # Beam's workers count into metrics, which the runner reports when the pipeline ends (a
+    # worker may be another machine): the bar shows elapsed time while it runs, then the count.
+    bar.update(counts.get("messages", 0))
+    bar.close()
     return counts
 
 

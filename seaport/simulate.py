@@ -759,6 +759,7 @@ def send_to_kafka(traffic: Traffic, args: argparse.Namespace, chunk: int = 20_00
     """Consent first, so the pipeline knows a subject's consent before its events arrive."""
     from seaport.kafka.clients import make_client
     from seaport.kafka.topics import create_topics, message_key, topic_name
+    from seaport.progress import Progress
 
     create_topics(args.bootstrap, args.topic_prefix, args.kafka_client)
     client = make_client(args.kafka_client, args.bootstrap)
@@ -766,11 +767,11 @@ def send_to_kafka(traffic: Traffic, args: argparse.Namespace, chunk: int = 20_00
         for topic in (CONSENT, ERASURES, BEACONS, ACCESS_LOGS):
             lines = traffic.by_topic()[topic]
             name = topic_name(topic, args.topic_prefix)
-            for at in range(0, len(lines), chunk):
-                part = lines[at : at + chunk]
-                client.produce(name, [(message_key(topic, p), p) for p in part])
-                if len(lines) > chunk:
-                    print(f"{name}: {min(at + chunk, len(lines))}/{len(lines)}", file=sys.stderr)
+            with Progress(f"sending {name}", total=len(lines)) as bar:
+                for at in range(0, len(lines), chunk):
+                    part = lines[at : at + chunk]
+                    client.produce(name, [(message_key(topic, p), p) for p in part])
+                    bar.update(len(part))
             print(f"{name}: {len(lines)} messages sent")
     finally:
         client.close()

@@ -28,6 +28,7 @@ import aiohttp
 from schemas import safejson
 from seaport.cli import positive_float, positive_int
 from seaport.errors import SeaportError
+from seaport.progress import Progress
 
 ROUTES = {"consent.events": "/consent", "beacons.raw": "/collect", "access_logs.raw": "/logs"}
 ORDER = ("consent.events", "beacons.raw", "access_logs.raw")  # consent first: it rules what follows
@@ -134,14 +135,16 @@ async def replay_over_http_async(
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
             replayer = _Replayer(session, base_url, result, retries)
 
-            async def send(topic: str, ip: str | None, lines: list[bytes]) -> None:
+            async def send(topic: str, ip: str | None, lines: list[bytes], bar: Progress) -> None:
                 async with limit:
                     await replayer.send(topic, ip, lines)
+                bar.update(len(lines))
 
             for topic in ORDER:  # topic by topic: all consent is on the broker before any beacon
-                await asyncio.gather(
-                    *(send(topic, ip, lines) for ip, lines in _batches(topic, by_topic[topic], batch_size))
-                )
+                with Progress(f"replaying {topic}", total=len(by_topic[topic]), unit="line") as bar:
+                    await asyncio.gather(
+                        *(send(topic, ip, lines, bar) for ip, lines in _batches(topic, by_topic[topic], batch_size))
+                    )
     except aiohttp.ClientError as e:
         raise SeaportError(f"cannot reach the collector at {base_url}: {type(e).__name__}") from None
     return result
