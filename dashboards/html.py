@@ -1,7 +1,8 @@
-"""Small builders for self-contained HTML pages: escaped text, tables and inline SVG bar charts.
+"""Small builders for self-contained HTML pages: escaped text and tables.
 
 Every piece of text that comes from data (page names, elements, reasons…) goes through `esc`, so a
-page called `<script>` shows as text and never runs. No CDN, no JavaScript: a page is one file.
+page called `<script>` shows as text and never runs. No CDN: a page is one file. (The product
+dashboard's charts are drawn by its own inlined script: dashboards/static/dashboard.js.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import html
 from collections.abc import Iterable, Sequence
 
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem}
+body{font:14px/1.45 system-ui,"Noto Sans CJK SC","Noto Sans SC",sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde3ea}
 table{border-collapse:collapse;margin:.5rem 0;display:block;overflow-x:auto}td,th{padding:.2rem .6rem;border-bottom:1px solid #eef1f4;
 text-align:left;vertical-align:top}th{background:#f5f7f9}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -28,11 +29,12 @@ def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def page(title: str, body: str) -> str:
-    """A whole HTML document with the inline style sheet."""
+def page(title: str, body: str, extra_css: str = "") -> str:
+    """A whole HTML document with the inline style sheet (and `extra_css` after it)."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}{extra_css}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
 
 
@@ -60,45 +62,3 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]], max_cell: in
     if not body:
         return NO_DATA
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
-def hbar_chart(items: Sequence[tuple[str, float]], width: int = 640, label_width: int = 220) -> str:
-    """Horizontal bars, one per (label, value), as inline SVG."""
-    if not items:
-        return NO_DATA
-    bar_h, gap = 16, 4
-    top = max(v for _, v in items) or 1
-    room = width - label_width - 70
-    parts = []
-    for i, (label, value) in enumerate(items):
-        y = i * (bar_h + gap)
-        w = max(1.0, room * value / top)
-        short = label if len(label) <= 34 else label[:33] + "…"
-        parts.append(
-            f'<text x="{label_width - 6}" y="{y + 12}" text-anchor="end">{esc(short)}</text>'
-            f'<rect x="{label_width}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="#3b7dd8">'
-            f"<title>{esc(label)}: {esc(fmt(value))}</title></rect>"
-            f'<text x="{label_width + w + 4:.1f}" y="{y + 12}">{esc(fmt(value))}</text>'
-        )
-    height = len(items) * (bar_h + gap)
-    return f'<svg width="{width}" height="{height}" role="img">{"".join(parts)}</svg>'
-
-
-def column_chart(items: Sequence[tuple[str, float]], width: int = 1000, height: int = 180) -> str:
-    """Vertical columns over time (e.g. one per hour), first and last labels under the axis."""
-    if not items:
-        return NO_DATA
-    top = max(v for _, v in items) or 1
-    plot_h = height - 30
-    step = width / len(items)
-    parts = []
-    for i, (label, value) in enumerate(items):
-        h = plot_h * value / top
-        parts.append(
-            f'<rect x="{i * step:.1f}" y="{plot_h - h:.1f}" width="{max(1.0, step - 1):.1f}" '
-            f'height="{h:.1f}" fill="#3b7dd8"><title>{esc(label)}: {esc(fmt(value))}</title></rect>'
-        )
-    parts.append(f'<text x="0" y="{height - 12}">{esc(items[0][0])}</text>')
-    parts.append(f'<text x="{width}" y="{height - 12}" text-anchor="end">{esc(items[-1][0])}</text>')
-    parts.append(f'<text x="0" y="10">max {esc(fmt(top))}</text>')
-    return f'<svg width="{width}" height="{height}" role="img">{"".join(parts)}</svg>'

@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "audit": ("seaport.audit", "scan every file of a warehouse for personal identifiers; --trail checks the trail", ()),
     "bench": ("seaport.bench", "the throughput benchmark", ()),
+    "sql": ("seaport.sql", "a read-only SQL query of the analysts' database and Parquet", ("analytics",)),
 }
 
 # Commands that touch personal data or its key: each invocation leaves an entry in the audit trail

@@ -35,6 +35,7 @@ def summarize(root: Path) -> str:
         for table in ANALYTICS_TABLES:
             n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             lines.append(f"  {table:<18} {n:>7} rows   {suppressed.get(table, 0):>6} suppressed")
+        lines += _coverage(con)
         lines += _erasures(con)
     finally:
         con.close()
@@ -45,6 +46,21 @@ def summarize(root: Path) -> str:
         if (root / rel).exists():
             lines.append(f"  {root / rel}")
     return "\n".join(lines)
+
+
+def _coverage(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The share of the busiest day's counts that published rows (`(other)` rows included) hold."""
+    rows = con.execute(
+        """WITH busiest AS (SELECT day FROM coverage_daily WHERE table_name = 'devices_daily'
+                            ORDER BY counted DESC, day DESC LIMIT 1)
+           SELECT table_name, day, counted, published, coverage FROM coverage_daily
+           WHERE day = (SELECT day FROM busiest) ORDER BY table_name"""
+    ).fetchall()
+    if not rows:
+        return []
+    lines = [f"coverage of {rows[0][1]} (share of each table's count in published rows, (other) included):"]
+    lines += [f"  {t:<18} {p:>7,} of {c:>7,}  {cov:.1%}" for t, _, c, p, cov in rows if cov is not None]
+    return lines
 
 
 def _erasures(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -63,7 +79,7 @@ def _erasures(con: duckdb.DuckDBPyConnection) -> list[str]:
         rows = ", ".join(f"{table} {n}" for table, n in json.loads(removed or "{}").items() if n)
         lines.append(
             f"  {request_id}: received {received:%Y-%m-%d %H:%M}, due by {due}, done {processed:%Y-%m-%d %H:%M}; "
-            f"rows {rows or 'none held'}; kept under legal hold: {held}" + (f" ({holds})" if holds else "")
+            f"rows removed: {rows or 'none'}; kept under legal hold: {held}" + (f" ({holds})" if holds else "")
         )
     return lines
 
