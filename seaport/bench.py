@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seaport.cli import add_kafka_options, positive_int
+from seaport.progress import Progress
 
 if TYPE_CHECKING:
     from seaport.kafka.clients import KafkaClient
@@ -154,12 +155,15 @@ def _produce_days(
 
     sent, day = 0, first
     users = max(1, min(users, messages // MESSAGES_PER_VISITOR_DAY))
-    while sent < messages:
-        traffic = simulate(users, 1, seed + (day - first).days, day, malformed_rate=0.001, duplicate_rate=0.02)
-        for topic, values in traffic.by_topic().items():
-            if values:
-                sent += client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
-        day += timedelta(days=1)
+    with Progress("[bench] producing simulated days", total=messages) as bar:
+        while sent < messages:
+            traffic = simulate(users, 1, seed + (day - first).days, day, malformed_rate=0.001, duplicate_rate=0.02)
+            for topic, values in traffic.by_topic().items():
+                if values:
+                    n = client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
+                    sent += n
+                    bar.update(n)
+            day += timedelta(days=1)
     return sent, day
 
 
@@ -207,11 +211,13 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     _progress("raw consume (client alone, every input topic)")
     t0 = time.perf_counter()
     consumed = 0
-    for topic in INPUT_TOPICS:
-        name = topic_name(topic, main)
-        for partition, end in client.end_offsets(name).items():
-            for batch in client.read_range(name, partition, 0, end, 5000):
-                consumed += len(batch)
+    with Progress("[bench] raw consume", total=produced) as bar:
+        for topic in INPUT_TOPICS:
+            name = topic_name(topic, main)
+            for partition, end in client.end_offsets(name).items():
+                for batch in client.read_range(name, partition, 0, end, 5000):
+                    consumed += len(batch)
+                    bar.update(len(batch))
     consume_s = time.perf_counter() - t0
 
     _progress("ingest end to end (Beam, fresh warehouse)")
