@@ -30,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dashboards.views import create_views
 from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS
 from seaport.errors import SeaportError
 from transforms.consent import blocks_join, blocks_sql, events_with_consent_sql, minor_blocks_sql
@@ -672,6 +673,7 @@ class Warehouse:
         con.execute("DELETE FROM main.materialized_with")
         con.execute("INSERT INTO main.materialized_with VALUES (?, ?)", settings)
         self._copy_bookkeeping()
+        create_views(con)  # the analysts' documented views (dashboards/sql/)
         con.execute("COMMIT")
         days = [d for (d,) in con.execute("SELECT day FROM days ORDER BY day").fetchall()]
         self._export_parquet(days)
