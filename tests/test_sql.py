@@ -44,18 +44,9 @@ VIEWS = [
     "weekly_traffic",
 ]
 # One example per view, as a user types it (the final report quotes these).
-EXAMPLES = [
-    """seaport sql "SELECT day, views, clicks, sessions, round(bounce_rate, 3) AS bounce_rate FROM daily_traffic ORDER BY day DESC LIMIT 14\"""",
-    """seaport sql "SELECT iso_week, days, views, clicks, sessions FROM weekly_traffic ORDER BY week_start\"""",
-    """seaport sql "SELECT page, sum(views) AS views, sum(clicks) AS clicks, round(sum(clicks) / sum(views), 3) AS clicks_per_view FROM page_funnel WHERE page <> '(other)' GROUP BY page ORDER BY views DESC\"""",
-    """seaport sql "SELECT page, views, round(avg_duration_ms / 1000, 1) AS avg_seconds FROM top_pages LIMIT 10\"""",
-    """seaport sql "SELECT os, device_model, events, round(100 * share_of_day, 1) AS pct FROM device_share WHERE day = (SELECT max(day) FROM device_share)\"""",
-    """seaport sql "SELECT day, os, round(100 * share_of_day, 1) AS pct FROM os_share ORDER BY day, pct DESC" --format csv""",
-    """seaport sql "SELECT value AS city, visitors, round(100 * share, 1) AS pct FROM audience_share WHERE dimension = 'city' AND day = (SELECT max(day) FROM audience_share)\"""",
-    """seaport sql "PIVOT retention_matrix ON weeks_since IN (0, 1, 2, 3) USING max(round(share_of_cohort, 3)) GROUP BY cohort_week ORDER BY cohort_week\"""",
-    """seaport sql "SELECT run_id, messages, deadletters, duplicates, too_late, round(100 * suppressed_share, 2) AS suppressed_pct FROM data_quality ORDER BY started_at DESC LIMIT 5" --format json""",
-    """seaport sql "SELECT date, sum(views) AS views FROM parquet.page_views_daily GROUP BY date ORDER BY date\"""",
-]
+# The README's example queries, exactly as a user copies them
+README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLES = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith('seaport sql "')]
 
 
 def seaport_sql(warehouse: Path, *args: str | bytes, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -239,6 +230,11 @@ def test_views_on_an_empty_warehouse(tmp_path: Path):
 
 
 # -- seaport sql -------------------------------------------------------------------------------
+def test_the_readme_shows_one_example_per_view():
+    assert len(EXAMPLES) >= len(VIEWS) and all(any(f"FROM {v}" in e or f"PIVOT {v}" in e for e in EXAMPLES)
+                                               for v in VIEWS)  # fmt: skip
+
+
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_every_example_query_runs_as_written(built, example):
     warehouse, _ = built
