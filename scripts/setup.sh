@@ -33,11 +33,23 @@ if [ "${SEAPORT_SETUP_TEST_TOOLS:-0}" = 1 ]; then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   command -v wrk >/dev/null || missing+=(wrk)
+  dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)  # Chinese glyphs in the dashboard's browser test
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # The third-party trackers (Sensors Data, Snowplow) the collector's browser tests drive, pinned
+  # by tests/sdk/package-lock.json, into .cache/sdk/ (git ignores it).
+  sdk_want=$(cat tests/sdk/package.json tests/sdk/package-lock.json | sha256sum | cut -c1-16)
+  if [ "$(cat .cache/sdk/.installed 2>/dev/null)" != "$sdk_want" ]; then
+    command -v npm >/dev/null || { echo "[setup] npm (Node.js) is needed for the tracker SDK tests" >&2; exit 1; }
+    say "installing the tracker SDKs for the browser tests (npm ci)"
+    mkdir -p .cache/sdk
+    cp tests/sdk/package.json tests/sdk/package-lock.json .cache/sdk/
+    (cd .cache/sdk && npm ci --no-audit --no-fund --silent >/dev/null)
+    echo "$sdk_want" > .cache/sdk/.installed
   fi
 fi
 

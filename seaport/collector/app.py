@@ -417,6 +417,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes sharing the port (SO_REUSEPORT) (default: %(default)s)",
     )
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    parser.add_argument(
+        "--login-id-is-openid",
+        action="store_true",
+        help="Sensors Data / Snowplow trackers: the site's login id (login(), setUserId) is the WeChat "
+        "OpenId, so it becomes user.openid (default: the login id is dropped)",
+    )
 
 
 def limits_from_args(args: argparse.Namespace) -> Limits:
@@ -434,6 +440,7 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
         burst_per_ip=args.rate_burst,
         allowed_origins=frozenset(args.cors_origin),
         trusted_proxies=proxies,
+        login_id_is_openid=args.login_id_is_openid,
     )
 
 

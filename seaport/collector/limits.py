@@ -19,6 +19,9 @@ class Limits:
     burst_per_ip: int = 200
     allowed_origins: frozenset[str] = frozenset()  # CORS: these origins only (plus the collector's own)
     trusted_proxies: tuple[IPNetwork, ...] = field(default_factory=tuple)
+    # Third-party trackers (Sensors Data, Snowplow): their login id is the WeChat OpenId only when
+    # the site says so; otherwise it is dropped, never guessed into `user.openid`.
+    login_id_is_openid: bool = False
 
 
 def parse_networks(values: list[str]) -> tuple[IPNetwork, ...]:
