@@ -12,7 +12,12 @@ setup(
     description="Privacy-aware analytics ingestion: Kafka -> Apache Beam -> DuckDB/Parquet",
     python_requires=">=3.11",
     packages=find_packages(include=["seaport*", "schemas*", "transforms*", "sinks*", "pipelines*", "dashboards*"]),
-    package_data={"schemas": ["*.toml"], "seaport.kafka": ["pom.xml"], "seaport.collector": ["static/*"]},
+    package_data={
+        "schemas": ["*.toml"],
+        "seaport.kafka": ["pom.xml"],
+        "seaport.collector": ["static/*"],
+        "dashboards": ["vendor/*", "static/*", "sql/*.sql"],
+    },
     install_requires=[
         "apache-beam==2.77.0",
         "confluent-kafka==2.16.1",

@@ -84,8 +84,8 @@ PANELS: list[tuple[str, str, tuple[tuple[str, ...], ...], str]] = [
         "浏览量与访客 Views and visitors over time",
         (PAGE_VIEWS,),
         "One day selected: per hour (page_views_hourly). Longer ranges: per day (page_views_daily where it "
-        "has the day, else the day's hours added up). Views are sums; visitors are distinct per page and "
-        "hour or day, so with all pages (or hours added up) they are a sum over cells, marked Σ.",
+        "has the day, else the day's hours added up). Views are sums. Visitors are distinct per page and "
+        "hour or day and cannot be added up: the line shows them for one page, where one row holds them.",
     ),
     (
         "pages",
@@ -130,8 +130,8 @@ PANELS: list[tuple[str, str, tuple[tuple[str, ...], ...], str]] = [
         "retention",
         "留存 Retention by weekly cohort",
         (("retention_weekly",),),
-        "Distinct visitors of each first-week cohort seen again N weeks later (never summed); cohorts "
-        "whose week overlaps the selected range.",
+        "Distinct visitors of each first-week cohort seen again N weeks later (never summed); the cohorts "
+        "with a week of activity in the selected range.",
     ),
     (
         "quality",
@@ -233,9 +233,13 @@ def inline_script(path: Path) -> str:
 
 def read_tables(warehouse: Path, timezone: str) -> dict[str, dict[str, Any]]:
     """Every table the page uses that exists in `warehouse`'s analytics store."""
+    import duckdb
+
     wh = Warehouse(warehouse / ANALYTICS_DB, timezone)
     try:
         tables = {name: wh.table(name, columns) for name, columns in TABLES.items()}
+    except duckdb.Error as e:
+        raise SeaportError(f"cannot read {ANALYTICS_DB}: {type(e).__name__}") from None
     finally:
         wh.close()
     return {name: t for name, t in tables.items() if t is not None}
@@ -288,7 +292,7 @@ def render_dashboard(tables: dict[str, dict[str, Any]], timezone: str, notice: s
         + inline_script(ECHARTS)
         + inline_script(SCRIPT)
     )
-    return page("seaport 看板 dashboard", body, extra_css=CSS).replace('<html lang="en">', '<html lang="zh-CN">')
+    return page("seaport 看板 dashboard", body, extra_css=CSS, lang="zh-CN")
 
 
 def write_atomically(out: Path, html: str) -> None:
@@ -357,11 +361,16 @@ class Site:
         return changed
 
     def watch(self, stop: threading.Event, every: float) -> None:
+        said = ""
         while not stop.wait(every):
             try:
                 self.refresh()
-            except SeaportError as e:  # e.g. the output folder went away: say so, keep serving
-                print(f"seaport dashboard: warning: {e}", file=sys.stderr, flush=True)
+                said = ""
+            except Exception as e:  # e.g. the output folder went away: say so once, keep serving the last page
+                warning = f"seaport dashboard: warning: {str(e) or type(e).__name__}"
+                if warning != said:
+                    print(warning, file=sys.stderr, flush=True)
+                said = warning
 
 
 def handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
@@ -374,6 +383,8 @@ def handler_for(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send(200, "text/html; charset=utf-8", html)
             elif path == "/version":
                 self.send(200, "text/plain; charset=utf-8", version.encode())
+            elif path == "/favicon.ico":  # browsers ask; a 404 would be an error in their console
+                self.send(204, "image/x-icon", b"")
             else:
                 self.send(404, "text/plain; charset=utf-8", b"not found\n")
 

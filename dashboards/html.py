@@ -29,10 +29,10 @@ def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def page(title: str, body: str, extra_css: str = "") -> str:
+def page(title: str, body: str, extra_css: str = "", lang: str = "en") -> str:
     """A whole HTML document with the inline style sheet (and `extra_css` after it)."""
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{esc(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}{extra_css}</style></head>\n<body>\n{body}\n</body></html>\n"
     )

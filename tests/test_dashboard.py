@@ -16,13 +16,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 
-from dashboards.dashboard import ECHARTS, build_dashboard
+from dashboards.dashboard import ECHARTS, Site, build_dashboard
 from seaport.cli import main
 from tests.helpers import AGGREGATES_DDL, hold_write_lock
 
@@ -284,7 +286,8 @@ def test_dashboard_shows_the_tables(tmp_path: Path, capsys) -> None:
     assert [p for p, part in by_panel.items() if "no data yet" in part] == ["retention"]  # no such table here
     assert all('<div class="body">' in part for p, part in by_panel.items() if p != "retention")
     # the page says which figures are sums and which are not
-    assert "Views are sums" in by_panel["traffic"] and "marked Σ" in by_panel["traffic"]
+    assert "Views are sums" in by_panel["traffic"] and "cannot be added up" in by_panel["traffic"]
+    assert "is marked Σ" in html  # visitor figures that add cells up (tables of pages, clicks, devices…)
     assert "weighted by sessions" in by_panel["sessions"] and "stops at clicks" in by_panel["funnel"]
     assert "(other)" in html and "they are in every total" in html
     # Chinese labels and a font that has them; the controls
@@ -418,58 +421,92 @@ def wait_until(check, timeout: float = 15) -> Any:
         time.sleep(0.1)
 
 
-def test_serve_rebuilds_when_the_warehouse_changes(tmp_path: Path) -> None:
-    store = fill_full_analytics(tmp_path, random.Random(11))
-    out = tmp_path / "site" / "dashboard.html"
+@contextmanager
+def served(warehouse: Path, out: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`seaport dashboard --serve --port 0` on `warehouse` (polling it every 0.2 s): its base URL
+    and process. Stopped with Ctrl-C (SIGINT) at the end; the caller reads its exit."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "seaport.cli", "dashboard", "--warehouse", str(tmp_path), "--out", str(out),
+        [sys.executable, "-m", "seaport.cli", "dashboard", "--warehouse", str(warehouse), "--out", str(out),
          "--serve", "--port", "0", "--poll", "0.2"],
         cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    writer = None
     try:
         assert server.stdout is not None
         assert select.select([server.stdout], [], [], 30)[0], "the server printed nothing"
         line = server.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert url and url.group(1) != "0", line
-        base = url.group(0)
-        status, content_type, html = get(base)
-        assert status == 200 and content_type.startswith("text/html") and embedded(html)["tables"]["retention_weekly"]
-        first = get(base + "version")[2]
-        assert first == embedded(html)["version"] and out.read_text(encoding="utf-8") == html  # the built file
-        with pytest.raises(urllib.error.HTTPError):
-            get(base + "analytics.duckdb")  # only the page and its version
-
-        # An ingest holds the store and writes to it: the last page stays up.
-        code = (
-            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-            "c.execute(\"INSERT INTO sessions_daily VALUES ('2026-11-25', 99, 1000.0, 0.5, 'fields-v3')\"); "
-            "print('ready', flush=True); sys.stdin.readline(); c.close()"
-        )
-        writer = subprocess.Popen([sys.executable, "-c", code, str(store)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
-        time.sleep(1.0)  # several polls against the locked store
-        assert get(base)[0] == 200 and get(base + "version")[2] == first
-        assert server.poll() is None
-
-        # The ingest is done: a new build, a new version.
-        writer.communicate("done\n", timeout=10)
-        second = wait_until(lambda: (v := get(base + "version")[2]) != first and v)
-        assert second, "/version did not change after the warehouse changed"
-        html = get(base)[2]
-        assert embedded(html)["version"] == second
-        assert "2026-11-25" in {r["day"] for r in table_rows(embedded(html), "sessions_daily")}
-        assert embedded(out.read_text(encoding="utf-8"))["version"] == second
+        yield url.group(0), server
     finally:
-        if writer is not None and writer.poll() is None:
-            writer.kill()
-            writer.wait()
-        server.send_signal(signal.SIGINT)  # Ctrl-C
-        stdout, stderr = server.communicate(timeout=15)
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_serve_rebuilds_when_the_warehouse_changes(tmp_path: Path) -> None:
+    store = fill_full_analytics(tmp_path, random.Random(11))
+    out = tmp_path / "site" / "dashboard.html"
+    writer = None
+    with served(tmp_path, out) as (base, server):
+        try:
+            status, content_type, html = get(base)
+            assert status == 200 and content_type.startswith("text/html")
+            assert embedded(html)["tables"]["retention_weekly"]["rows"]
+            first = get(base + "version")[2]
+            assert first == embedded(html)["version"] and out.read_text(encoding="utf-8") == html  # the built file
+            with pytest.raises(urllib.error.HTTPError):
+                get(base + "analytics.duckdb")  # only the page and its version
+
+            # An ingest holds the store and writes to it: the last page stays up.
+            code = (
+                "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                "c.execute(\"INSERT INTO sessions_daily VALUES ('2026-11-25', 99, 1000.0, 0.5, 'fields-v3')\"); "
+                "print('ready', flush=True); sys.stdin.readline(); c.close()"
+            )
+            writer = subprocess.Popen([sys.executable, "-c", code, str(store)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)  # fmt: skip
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+            time.sleep(1.0)  # several polls against the locked store
+            assert get(base)[0] == 200 and get(base + "version")[2] == first
+            assert server.poll() is None
+
+            # The ingest is done: a new build, a new version.
+            writer.communicate("done\n", timeout=10)
+            second = wait_until(lambda: (v := get(base + "version")[2]) != first and v)
+            assert second, "/version did not change after the warehouse changed"
+            html = get(base)[2]
+            assert embedded(html)["version"] == second
+            assert "2026-11-25" in {r["day"] for r in table_rows(embedded(html), "sessions_daily")}
+            assert embedded(out.read_text(encoding="utf-8"))["version"] == second
+        finally:
+            if writer is not None and writer.poll() is None:
+                writer.kill()
+                writer.wait()
+    assert server.stdout is not None and server.stderr is not None
+    stdout, stderr = server.stdout.read(), server.stderr.read()
     assert server.returncode == 0, stderr
-    assert stdout.strip().splitlines() == ["dashboard: stopped"] and stderr == ""
+    assert stdout.strip().splitlines() == ["dashboard: stopped"] and stderr == ""  # Ctrl-C: one line, exit 0
+
+
+def test_serve_started_while_the_store_is_locked_waits_for_it(tmp_path: Path) -> None:
+    fill_analytics(tmp_path, random.Random(4))
+    out = tmp_path / "d.html"
+    site = Site(tmp_path, out, "Asia/Shanghai")
+    holder = hold_write_lock(tmp_path / "analytics.duckdb")
+    try:
+        assert site.refresh()  # a page that says why it is empty, and no version for it
+        assert site.version == "" and b"retrying (an ingest may be running)" in site.html and not out.exists()
+        assert not site.refresh()  # still locked: the same page
+    finally:
+        holder.kill()
+        holder.wait()
+    assert site.refresh() and site.version and out.exists()
+    assert embedded(site.html.decode("utf-8"))["version"] == site.version
+    assert not site.refresh()  # nothing changed since
 
 
 def test_serve_refuses_a_port_in_use(tmp_path: Path, capsys) -> None:
