@@ -60,6 +60,7 @@ from seaport.progress import Progress
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
+BUSY_WAIT_S = 10.0  # how long a run waits for a reader to let go of the warehouse
 SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
 PARALLEL_FROM = 200_000  # messages in a run from which the local runner uses every core
 IN_PROCESS_BELOW = 20_000  # messages in a run below which the local runner's steps run in-process
@@ -167,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
     )
     args.trail = {"key_id": pseudonymizer.key_id, "policy_version": policy.version}
     try:
-        warehouse: Warehouse | None = open_warehouse()  # refuses an unusable or busy folder before any read
+        # refuses an unusable folder before any read; a reader (an analyst, the dashboard's rebuild)
+        # holding the files for a moment is waited for, briefly
+        warehouse: Warehouse | None = _open_waiting(open_warehouse, BUSY_WAIT_S)
     except SeaportError:
         client.close()
         raise
@@ -217,6 +220,21 @@ def run(args: argparse.Namespace) -> int:
         if warehouse is not None:
             warehouse.close()
         client.close()
+
+
+def _open_waiting(open_warehouse: Any, seconds: float) -> Warehouse:
+    deadline = time.monotonic() + seconds
+    said = False
+    while True:
+        try:
+            return open_warehouse()
+        except WarehouseBusy as e:
+            if time.monotonic() > deadline:
+                raise
+            if not said:
+                print(f"ingest: {e}; waiting up to {seconds:.0f} s", file=sys.stderr, flush=True)
+                said = True
+            time.sleep(0.2)
 
 
 def _reopen_when_free(open_warehouse: Any, stop: _StopFlag, poll_seconds: float) -> Warehouse | None:
