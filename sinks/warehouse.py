@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from dashboards.views import create_views
 from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS
 from seaport.errors import SeaportError
+from sinks.quality import validate_publish
 from transforms.consent import blocks_join, blocks_sql, events_with_consent_sql, minor_blocks_sql
 from transforms.deadlines import due_by
 from transforms.holds import held_sql, holds_table, load_holds
@@ -215,6 +216,10 @@ def write_staged(staging: Path, kind: str, name: str, rows: list[dict[str, Any]]
 
 class WarehouseBusy(SeaportError):
     """Another process has one of the warehouse's DuckDB files open (DuckDB locks whole files)."""
+
+
+class QualityGateFailed(SeaportError):
+    """What a run was about to publish broke an expectation: nothing of it was published."""
 
 
 class Warehouse:
@@ -562,6 +567,7 @@ class Warehouse:
             f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({self._with_consent_and_time(day_events)})
                 WHERE day IN (SELECT day FROM days)"""
         )
+        run_days = [d for (d,) in con.execute("SELECT DISTINCT day FROM ev ORDER BY day").fetchall()]
         # every event of the sessions that start on those days
         session_events = """(SELECT * FROM st.analytics_events WHERE session_pseudonym IN
                              (SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL))"""
@@ -674,6 +680,7 @@ class Warehouse:
         con.execute("INSERT INTO main.materialized_with VALUES (?, ?)", settings)
         self._copy_bookkeeping()
         create_views(con)  # the analysts' documented views (dashboards/sql/)
+        self._quality_gate(k, run_days)
         con.execute("COMMIT")
         days = [d for (d,) in con.execute("SELECT day FROM days ORDER BY day").fetchall()]
         self._export_parquet(days)
@@ -684,6 +691,33 @@ class Warehouse:
             summary.rows = rows
             summary.suppressed = dict(con.execute("SELECT table_name, cells FROM main.suppressed_cells").fetchall())
         return rows
+
+    def _quality_gate(self, k: int, run_days: list[Any]) -> None:
+        """Great Expectations on what this run is about to publish (the rebuilt days' rows), inside
+        the aggregates' transaction: a failure rolls it back (the tables stay as they were, the
+        days stay dirty), writes GX data docs under `quality/`, and stops the run in one line."""
+        con = self.con
+        frames = {
+            table: con.execute(
+                f"SELECT * FROM main.{table}"
+                + ("" if table == "retention_weekly" else f" WHERE {self._row_day(table)} IN (SELECT day FROM days)")
+            ).df()
+            for table in ANALYTICS_TABLES
+        }
+        frames["coverage_daily"] = con.execute(
+            "SELECT * FROM main.coverage_daily WHERE day IN (SELECT day FROM days)"
+        ).df()
+        report = validate_publish(
+            frames,
+            k=k,
+            timezone=self.tz,
+            days=run_days,
+            events_stored=self._scalar("SELECT coalesce(sum(events_stored), 0) FROM st.runs"),
+            docs_dir=self.root / "quality",
+        )
+        if not report.ok:
+            con.execute("ROLLBACK")
+            raise QualityGateFailed(report.one_line())
 
     def _count_suppressed(self, table: str, day: str, cells: str, k: int) -> None:
         """Per day of `cells` (the table's cells before suppression, `_subjects` each): the cells

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
+from sinks.warehouse import OffsetRange, QualityGateFailed, RunSummary, Warehouse, write_staged
 
 
 def _materialize(root: Path, tz: str, instants: list[datetime]) -> list[tuple[datetime, int]]:
@@ -156,3 +156,40 @@ def test_k_holds_for_every_figure_of_a_row(tmp_path: Path):
     assert rows == [("/b", 5, 5, None), ("/d", 5, 5, sum(leaves_d) / 5)]
     assert suppressed["page_views_hourly"] == 2
     assert devices == [(len(events), 5)]  # p6 is among 6 subjects, 5 of them consenting
+
+
+def test_the_quality_gate_refuses_a_publish_and_the_previous_tables_stay(tmp_path: Path):
+    """Issue 11: what a run is about to publish is validated before it is published. A fact that
+    slipped past the policy (planted straight into the state store) makes a cell whose page holds
+    an e-mail: the gate stops that publish, the tables stay as they were, the days stay dirty,
+    and GX data docs say why without the value."""
+    from tests.test_privacy_e2e import email
+
+    _materialize(tmp_path, "UTC", [utc(2026, 11, 24, 9, 5)])
+    root = tmp_path / "wh"
+    planted = email(random.Random(3))
+
+    def tables() -> dict[str, list]:
+        with duckdb.connect(str(root / "analytics.duckdb"), read_only=True) as con:
+            return {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=str) for t in ("page_views_hourly",
+                    "page_views_daily", "devices_daily", "retention_weekly", "coverage_daily")}  # fmt: skip
+
+    before = tables()
+    warehouse = Warehouse(root, k=1, tz="UTC")
+    warehouse.con.execute(
+        """INSERT INTO st.analytics_events BY NAME
+           SELECT 'e-planted' AS event_id, 'page_view' AS event, TIMESTAMPTZ '2026-11-24 10:05:00+00' AS ts,
+                  'p1' AS subject_pseudonym, 's-planted' AS session_pseudonym, ? AS page, false AS opt_out,
+                  'v1' AS policy_version, 'k1' AS key_id""",
+        ["/u/" + planted],
+    )
+    warehouse.con.execute("INSERT INTO st.dirty_days VALUES (DATE '2026-11-24')")
+    with pytest.raises(QualityGateFailed, match=r"quality gate: \d+ expectations failed") as refused:
+        warehouse.materialize()
+    assert planted not in str(refused.value)
+    assert warehouse.needs_materializing()  # the day is still to be published
+    warehouse.close()
+    assert tables() == before
+    docs = list((root / "quality").rglob("*.html"))
+    assert (root / "quality" / "index.html").exists() and list((root / "quality" / "validations").rglob("*.html"))
+    assert not any(planted in p.read_text(encoding="utf-8", errors="replace") for p in docs)
