@@ -23,6 +23,27 @@ CREATE TABLE suppressed_cells (table_name VARCHAR, cells BIGINT);
 """
 
 
+# The contract's analytics tables, as `materialize` makes them (DuckDB types).
+CONTRACT_DDL = """
+CREATE TABLE page_views_hourly (hour TIMESTAMPTZ, page VARCHAR, views BIGINT, visitors BIGINT,
+                                avg_duration_ms DOUBLE, policy_version VARCHAR);
+CREATE TABLE page_views_daily (day DATE, page VARCHAR, views BIGINT, visitors BIGINT, avg_duration_ms DOUBLE,
+                               policy_version VARCHAR);
+CREATE TABLE clicks_hourly (hour TIMESTAMPTZ, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
+                            policy_version VARCHAR);
+CREATE TABLE clicks_daily (day DATE, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
+                           policy_version VARCHAR);
+CREATE TABLE devices_daily (day DATE, device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,
+                            events BIGINT, visitors BIGINT, policy_version VARCHAR);
+CREATE TABLE audience_daily (day DATE, gender VARCHAR, country VARCHAR, city VARCHAR, language VARCHAR,
+                             visitors BIGINT, policy_version VARCHAR);
+CREATE TABLE sessions_daily (day DATE, sessions BIGINT, avg_session_duration_ms DOUBLE, bounce_rate DOUBLE,
+                             policy_version VARCHAR);
+CREATE TABLE retention_weekly (cohort_week DATE, weeks_since INTEGER, visitors BIGINT, policy_version VARCHAR);
+CREATE TABLE coverage_daily (table_name VARCHAR, day DATE, counted BIGINT, published BIGINT, coverage DOUBLE);
+"""
+
+
 def hold_write_lock(database: Path) -> subprocess.Popen:
     """Another process with `database` open for writing, as a running ingest would have it."""
     code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)"

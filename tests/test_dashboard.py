@@ -26,7 +26,7 @@ import pytest
 
 from dashboards.dashboard import ECHARTS, Site, build_dashboard
 from seaport.cli import main
-from tests.helpers import AGGREGATES_DDL, hold_write_lock
+from tests.helpers import AGGREGATES_DDL, CONTRACT_DDL, hold_write_lock
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -46,22 +46,9 @@ CREATE TABLE erasure_log (request_id VARCHAR, subject_kind VARCHAR, requested_at
 )
 
 # The contract's columns, the new optional tables, and today's bookkeeping (as sinks/warehouse.py makes it).
-FULL_DDL = """
-CREATE TABLE page_views_hourly (hour TIMESTAMPTZ, page VARCHAR, views BIGINT, visitors BIGINT,
-                                avg_duration_ms DOUBLE, policy_version VARCHAR);
-CREATE TABLE page_views_daily (day DATE, page VARCHAR, views BIGINT, visitors BIGINT, avg_duration_ms DOUBLE,
-                               policy_version VARCHAR);
-CREATE TABLE clicks_hourly (hour TIMESTAMPTZ, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
-                            policy_version VARCHAR);
-CREATE TABLE clicks_daily (day DATE, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
-                           policy_version VARCHAR);
-CREATE TABLE devices_daily (day DATE, device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,
-                            events BIGINT, visitors BIGINT, policy_version VARCHAR);
-CREATE TABLE audience_daily (day DATE, gender VARCHAR, country VARCHAR, city VARCHAR, language VARCHAR,
-                             visitors BIGINT, policy_version VARCHAR);
-CREATE TABLE sessions_daily (day DATE, sessions BIGINT, avg_session_duration_ms DOUBLE, bounce_rate DOUBLE,
-                             policy_version VARCHAR);
-CREATE TABLE retention_weekly (cohort_week DATE, weeks_since INTEGER, visitors BIGINT);
+FULL_DDL = (
+    CONTRACT_DDL
+    + """
 CREATE TABLE ingest_runs (run_id VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, offset_ranges VARCHAR,
     messages BIGINT, valid BIGINT, deadletters BIGINT, duplicates BIGINT, events_stored BIGINT,
     consent_changes BIGINT, erasure_requests BIGINT, redactions VARCHAR, kafka_client VARCHAR, runner VARCHAR,
@@ -72,6 +59,7 @@ CREATE TABLE erasure_log (request_id VARCHAR, subject_kind VARCHAR, requested_at
                           processed_at TIMESTAMPTZ);
 CREATE TABLE materialized_with (k INTEGER, tz VARCHAR);
 """
+)
 
 DAYS = [dt.date(2026, 11, 20) + dt.timedelta(days=i) for i in range(5)]
 DAILY_DAYS = DAYS[:3]  # page_views_daily and clicks_daily hold only these (added later): the rest comes from hours
@@ -201,7 +189,7 @@ def fill_full_analytics(
         base = rng.randint(200, 500)
         for w in range(weeks):
             con.execute(
-                "INSERT INTO retention_weekly VALUES (?, ?, ?)", [cohort, w, base if w == 0 else base // (w + 2)]
+                "INSERT INTO retention_weekly VALUES (?, ?, ?, 'v1')", [cohort, w, base if w == 0 else base // (w + 2)]
             )
     for i, day in enumerate(DAYS):
         started = dt.datetime.combine(day, dt.time(23, 10), tzinfo=SHANGHAI)

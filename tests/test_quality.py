@@ -17,31 +17,12 @@ import pytest
 
 from sinks.quality import COLUMNS, QualityReport, check_warehouse, validate_publish
 from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
+from tests.helpers import CONTRACT_DDL
 
 K = 5
 TZ = "Asia/Shanghai"
 PAGES = ["/", "/news", "/shop", "/help"]
 DAYS = [date(2024, 5, 1), date(2024, 5, 2)]
-
-# The contract's analytics tables, as `materialize` makes them (DuckDB types).
-DDL = """
-CREATE TABLE page_views_hourly (hour TIMESTAMPTZ, page VARCHAR, views BIGINT, visitors BIGINT,
-                                avg_duration_ms DOUBLE, policy_version VARCHAR);
-CREATE TABLE page_views_daily (day DATE, page VARCHAR, views BIGINT, visitors BIGINT, avg_duration_ms DOUBLE,
-                               policy_version VARCHAR);
-CREATE TABLE clicks_hourly (hour TIMESTAMPTZ, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
-                            policy_version VARCHAR);
-CREATE TABLE clicks_daily (day DATE, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
-                           policy_version VARCHAR);
-CREATE TABLE devices_daily (day DATE, device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,
-                            events BIGINT, visitors BIGINT, policy_version VARCHAR);
-CREATE TABLE audience_daily (day DATE, gender VARCHAR, country VARCHAR, city VARCHAR, language VARCHAR,
-                             visitors BIGINT, policy_version VARCHAR);
-CREATE TABLE sessions_daily (day DATE, sessions BIGINT, avg_session_duration_ms DOUBLE, bounce_rate DOUBLE,
-                             policy_version VARCHAR);
-CREATE TABLE retention_weekly (cohort_week DATE, weeks_since INTEGER, visitors BIGINT, policy_version VARCHAR);
-CREATE TABLE coverage_daily (table_name VARCHAR, day DATE, counted BIGINT, published BIGINT, coverage DOUBLE);
-"""
 
 
 # Generators of identifier-shaped values (as in tests/test_privacy_e2e.py): never real ones.
@@ -64,7 +45,7 @@ def build_warehouse(root: Path, seed: int = 7, tz: str = TZ) -> Path:
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(root / "analytics.duckdb"))
-    con.execute(DDL)
+    con.execute(CONTRACT_DDL)
 
     def visitors(of: int) -> int:
         return rng.choice([0, rng.randint(K, of)])
