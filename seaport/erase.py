@@ -118,8 +118,10 @@ def _done(warehouse: Path, topic: str) -> tuple[list[Request], dict[int, int]]:
         return [], {}
     try:
         con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException:
+        raise SeaportError(f"cannot read {path.name}: an ingest run is writing it; try again") from None
     except duckdb.Error:
-        raise SeaportError(f"cannot read {path.name}: is an ingest run writing it? try again") from None
+        raise SeaportError(f"{path.name} is not a readable DuckDB store") from None
     try:
         rows = con.execute(
             "SELECT request_id, subject_kind, requested_at, processed_at FROM erasures ORDER BY requested_at"

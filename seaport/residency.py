@@ -25,7 +25,9 @@ def _load() -> dict:
     path = Path(os.environ.get(RESIDENCY_ENV) or DEFAULT_FILE)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except OSError as e:
+        raise SeaportError(f"cannot read the residency file {path.name}: {e.strerror}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise SeaportError(f"cannot read the residency file {path.name}: {str(e).splitlines()[0][:200]}") from None
     allowed, stores, partners = raw.get("allowed_regions"), raw.get("stores"), raw.get("partners", {})
     if (

@@ -76,7 +76,9 @@ def load_holds(warehouse: Path) -> list[Hold]:
         return []
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except OSError as e:
+        raise SeaportError(f"cannot read the legal holds file {path.name}: {e.strerror}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise SeaportError(f"cannot read the legal holds file {path.name}: {str(e).splitlines()[0][:200]}") from None
     unknown = set(raw) - {"hold"}
     if unknown or not isinstance(raw.get("hold", []), list):
