@@ -38,6 +38,7 @@ TOP = 20
 TABLES = (
     ("state", "analytics_events", "ts"),
     ("state", "consent_changes", "ts"),
+    ("state", "visitor_days", "day"),
     ("security", "security_events", "event_time"),
     ("security", "security_anomalies", "day"),
     ("security", "deadletters", "stored_at"),

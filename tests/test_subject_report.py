@@ -120,6 +120,14 @@ def expected(ds: Dataset, openid: str) -> dict:
     addresses = [b["network"]["ip"] for b in good if (b.get("network") or {}).get("ip")] + [a["ip"] for a in access]
     prefixes = Counter(str(ipaddress.ip_network(f"{ip}/24", strict=False)) for ip in addresses)
 
+    def granted(b: dict) -> bool:  # consent at the event's own time (R3), no opt-out signal
+        before = [c for c in consent if datetime.fromisoformat(c["ts"]) <= datetime.fromisoformat(b["ts"])]
+        latest = max(before, key=lambda c: datetime.fromisoformat(c["ts"]), default=None)
+        return latest is not None and latest["analytics"] == "granted" and not b.get("opt_out")
+
+    def local_day(doc: dict) -> str:
+        return datetime.fromisoformat(doc["ts"]).astimezone(SHANGHAI).date().isoformat()
+
     def days(docs: list[dict]) -> tuple[str, str] | tuple[None, None]:
         local = sorted(datetime.fromisoformat(d["ts"]).astimezone(SHANGHAI).date().isoformat() for d in docs)
         return (local[0], local[-1]) if local else (None, None)
@@ -128,6 +136,7 @@ def expected(ds: Dataset, openid: str) -> dict:
         "rows": {
             "state.analytics_events": len(good),
             "state.consent_changes": len(consent),
+            "state.visitor_days": len({local_day(b) for b in good if granted(b)}),  # kept for retention
             "security.security_events": len(good) + len(access),
             "security.security_anomalies": 0,  # no security report was run
             "security.deadletters": len(beacons) - len(good),
