@@ -352,6 +352,12 @@ def make_app(
     app.router.add_get("/seaport.js", tracker_script)
     app.router.add_get("/demo", demo)
     app.router.add_get("/demo/{route:.*}", demo)
+    from seaport.collector import snowplow  # here: snowplow.py imports this module's helpers
+
+    snowplow.add_routes(app)
+    from seaport.collector import sensors  # here: sensors.py imports this module's helpers
+
+    sensors.add_routes(app)
     return app
 
 
