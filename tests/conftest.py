@@ -6,6 +6,8 @@
                                  created under it: `topic_name("beacons.raw", topic_prefix)`
     kafka_client      (function) factory: kafka_client("confluent" | "kafka-python") -> KafkaClient,
                                  closed after the test
+    browser           (function) headless Debian Chromium driven by selenium, a new empty profile,
+                                 the console log kept (`driver.get_log("browser")`)
 
 The broker is started only by tests that ask for it, and stopped at the end of the session
 (also when tests fail). Never port 9092: that one belongs to the user's own broker.
@@ -74,3 +76,41 @@ def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "pseudonym.key"
     path.write_bytes(os.urandom(32))
     return path
+
+
+# Debian's Chromium as this machine runs it headless: without the background-networking flags its
+# connections are refused by the closed network, many at a time.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+]
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator:
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")  # new and empty
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()

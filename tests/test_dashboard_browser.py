@@ -11,33 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from dashboards.dashboard import build_dashboard
 from tests.test_dashboard import DAYS, OTHER, SHANGHAI, fill_full_analytics, served
-
-CHROMIUM_FLAGS = [  # as in tests/test_tracker_browser.py
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 HOSTILE_PAGE = '/promo/<img src=x onerror="window.__pwned=1">'
 HOSTILE_ELEMENT = "<script>window.__pwned=2</script>"
@@ -50,24 +35,6 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("warehouse")
     fill_full_analytics(root, random.Random(2026), page=HOSTILE_PAGE, element=HOSTILE_ELEMENT)
     return root
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument("--window-size=1400,1000")
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")  # new and empty
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def sql(store: Path, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

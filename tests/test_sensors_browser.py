@@ -31,7 +31,7 @@ from seaport.kafka.topics import topic_name
 from tests.helpers import read_all
 from tests.test_ingest import ingest
 from tests.test_privacy_e2e import audit
-from tests.test_tracker_browser import browser, wait_for  # noqa: F401 - the browser fixture
+from tests.test_tracker_browser import wait_for
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SDK = PROJECT_DIR / ".cache" / "sdk" / "node_modules" / "sa-sdk-javascript" / "sensorsdata.min.js"
@@ -95,7 +95,7 @@ def site() -> Iterator[tuple[int, dict]]:
 
 
 def test_real_sdk_in_every_send_mode(
-    browser: webdriver.Chrome,  # noqa: F811
+    browser: webdriver.Chrome,
     site: tuple[int, dict],
     kafka_bootstrap: str,
     topic_prefix: str,

@@ -26,14 +26,13 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from seaport.collector.loadtest import running_collector
 from seaport.collector.snowplow import IDLE_ENV
 from seaport.kafka.topics import topic_name
 from tests.test_ingest import ingest
-from tests.test_tracker_browser import CHROMIUM_FLAGS, read_values, wait_for
+from tests.test_tracker_browser import read_values, wait_for
 
 SDK = Path(__file__).resolve().parents[1] / ".cache" / "sdk" / "node_modules" / "@snowplow"
 BUILDS = {
@@ -72,22 +71,6 @@ function start(collector, method, userId) {
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         pass
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")  # new and empty
-    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
