@@ -36,6 +36,7 @@ def seaport(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
         ([], "required: COMMAND"),
         (["collect", "--port", "99999"], "must be a port number 1-65535"),
+        (["collect", "--delivery-timeout-ms", "50"], "must be a number of milliseconds, 100 or more"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, says):

@@ -754,3 +754,14 @@ def test_aiohttp_error_reports_are_reduced_to_the_exception_class():
     assert _WithoutClientDetails().filter(record)
     text = logging.Formatter("%(name)s %(message)s").format(record)
     assert text == "aiohttp.server error handling a request: KeyError"
+
+
+@pytest.mark.parametrize("timeout_ms", [100, 500, 999, 5000, 60000])
+def test_any_delivery_timeout_makes_a_producer_librdkafka_accepts(timeout_ms):
+    """`--delivery-timeout-ms 500` once crashed at start: librdkafka wants a connection set-up
+    timeout of at least 1000 ms."""
+    from confluent_kafka import Producer
+
+    from seaport.collector.kafka_sink import producer_config
+
+    Producer(producer_config("127.0.0.1:1", timeout_ms)).flush(0)

@@ -103,8 +103,10 @@ def _origin_allowed(request: web.Request) -> bool:
 
 
 def _cors_headers(request: web.Request) -> dict[str, str]:
+    """The answer's CORS headers: the origin echoed only when it is allowed (a refused origin's
+    403 must not hand it a readable answer)."""
     origin = request.headers.get("Origin")
-    if origin is None:
+    if origin is None or not _origin_allowed(request):
         return {}
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
@@ -412,7 +414,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--delivery-timeout-ms",
-        type=positive_int,
+        type=number_type(int, lambda n: n >= 100, "a number of milliseconds, 100 or more"),
         default=5000,
         help="how long to wait for Kafka before answering 503 (default: %(default)s)",
     )

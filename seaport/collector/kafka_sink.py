@@ -29,7 +29,7 @@ def producer_config(bootstrap: str, delivery_timeout_ms: int) -> dict[str, Any]:
         "linger.ms": 2,  # a small batch window: throughput without visible latency
         "compression.type": "lz4",
         "message.timeout.ms": delivery_timeout_ms,  # after this, answer 503; the tracker retries
-        "socket.connection.setup.timeout.ms": min(delivery_timeout_ms, 5000),
+        "socket.connection.setup.timeout.ms": max(1000, min(delivery_timeout_ms, 5000)),  # librdkafka: >= 1000
         "reconnect.backoff.max.ms": 1000,
     }
 
