@@ -39,9 +39,9 @@ from transforms.redact import find_identifiers
 
 # The contract's columns of each table (exactly these, in any order).
 COLUMNS: dict[str, list[str]] = {
-    "page_views_hourly": ["hour", "page", "views", "visitors", "avg_duration_ms", "policy_version"],
+    "page_views_hourly": ["hour", "page", "views", "visitors", "avg_duration_ms", "policy_version", "hours"],
     "page_views_daily": ["day", "page", "views", "visitors", "avg_duration_ms", "policy_version"],
-    "clicks_hourly": ["hour", "page", "element", "clicks", "visitors", "policy_version"],
+    "clicks_hourly": ["hour", "page", "element", "clicks", "visitors", "policy_version", "hours"],
     "clicks_daily": ["day", "page", "element", "clicks", "visitors", "policy_version"],
     "devices_daily": ["day", "device_model", "os", "os_version_major", "events", "visitors", "policy_version"],
     "audience_daily": ["day", "gender", "country", "city", "language", "visitors", "policy_version"],
@@ -74,9 +74,9 @@ NOT_NULL: dict[str, list[str]] = {
 }
 # Whole, non-negative numbers.
 COUNTS: dict[str, list[str]] = {
-    "page_views_hourly": ["views", "visitors"],
+    "page_views_hourly": ["views", "visitors", "hours"],
     "page_views_daily": ["views", "visitors"],
-    "clicks_hourly": ["clicks", "visitors"],
+    "clicks_hourly": ["clicks", "visitors", "hours"],
     "clicks_daily": ["clicks", "visitors"],
     "devices_daily": ["events", "visitors"],
     "audience_daily": ["visitors"],
@@ -324,6 +324,8 @@ def _expectations(table: str, k: int | None, derived: list[str]) -> list[Any]:
             floor = k or 0
         elif count == "visitors" and table in SUBJECT_COUNTS:
             floor = max(1, k or 1)
+        elif count == "hours":  # the hours an hourly row holds: 1, or a block of quiet hours
+            floor = 1
         else:
             floor = 0
         found.append(gxe.ExpectColumnValuesToBeBetween(column=count, min_value=floor))

@@ -646,6 +646,8 @@ class Warehouse:
             day = self._row_day(table)
             con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql.replace('{src}', 'ev')}")
             con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} AS SELECT * EXCLUDE (_subjects) FROM cells LIMIT 0")
+            if day != "day":  # hourly: how many quiet hours an `(other)` row holds (below), else 1
+                con.execute(f"ALTER TABLE main.{table} ADD COLUMN IF NOT EXISTS hours INTEGER DEFAULT 1")
             con.execute(f"DELETE FROM main.{table} WHERE {day} IN (SELECT day FROM days)")
             con.execute(
                 f"""INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects) FROM cells
@@ -786,11 +788,46 @@ class Warehouse:
                 SELECT * REPLACE ({", ".join(f"'{OTHER}' AS {d}" for d in dims)}) FROM ev e
                 SEMI JOIN (SELECT * FROM cells WHERE _subjects < {k}) s ON {same_cell}"""
         )
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE other_cells AS {sql.replace('{src}', 'other_ev')}")
         self.con.execute(
-            f"""INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects)
-                FROM ({sql.replace("{src}", "other_ev")}) WHERE _subjects >= {k}"""
+            f"INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects) FROM other_cells WHERE _subjects >= {k}"
         )
+        if time == "hour":
+            self._roll_up_quiet_hours(table, sql, k)
         self.con.execute("DROP TABLE other_ev")
+        self.con.execute("DROP TABLE other_cells")
+
+    def _roll_up_quiet_hours(self, table: str, sql: str, k: int) -> None:
+        """An hourly table's `(other)` rows of quiet hours that still stand on fewer than k
+        subjects: per day, consecutive such hours merge (in time order) until their events stand
+        on k, and publish as one `(other)` row at the block's first hour whose `hours` says how
+        many hours it holds. What is left at the day's end stays suppressed. The same cell SQL
+        decides, so every figure keeps the k rule."""
+        con = self.con
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE quiet_ev AS SELECT * FROM other_ev
+                WHERE hour NOT IN (SELECT hour FROM other_cells WHERE _subjects >= {k})"""
+        )
+        hours = con.execute("SELECT DISTINCT day, hour FROM quiet_ev ORDER BY hour").fetchall()
+        block: list[Any] = []
+        for i, (day, hour) in enumerate(hours):
+            block.append(hour)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE block_ev AS SELECT * REPLACE (?::TIMESTAMPTZ AS hour) FROM quiet_ev "
+                "WHERE hour IN (SELECT unnest(?::TIMESTAMPTZ[]))",
+                [block[0], block],
+            )
+            cells = sql.replace("{src}", "block_ev")
+            if (self._scalar(f"SELECT min(_subjects) FROM ({cells})") or 0) >= k:
+                con.execute(
+                    f"""INSERT INTO main.{table} BY NAME
+                        SELECT * EXCLUDE (_subjects), {len(block)} AS hours FROM ({cells})"""
+                )
+                block = []
+            elif i + 1 == len(hours) or hours[i + 1][0] != day:
+                block = []  # the day's last hours stay suppressed
+        con.execute("DROP TABLE quiet_ev")
+        con.execute("DROP TABLE IF EXISTS block_ev")
 
     def _row_day(self, table: str) -> str:
         """SQL: the calendar day a row of an aggregate table belongs to."""

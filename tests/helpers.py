@@ -26,11 +26,11 @@ CREATE TABLE suppressed_cells (table_name VARCHAR, cells BIGINT);
 # The contract's analytics tables, as `materialize` makes them (DuckDB types).
 CONTRACT_DDL = """
 CREATE TABLE page_views_hourly (hour TIMESTAMPTZ, page VARCHAR, views BIGINT, visitors BIGINT,
-                                avg_duration_ms DOUBLE, policy_version VARCHAR);
+                                avg_duration_ms DOUBLE, policy_version VARCHAR, hours INTEGER DEFAULT 1);
 CREATE TABLE page_views_daily (day DATE, page VARCHAR, views BIGINT, visitors BIGINT, avg_duration_ms DOUBLE,
                                policy_version VARCHAR);
 CREATE TABLE clicks_hourly (hour TIMESTAMPTZ, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
-                            policy_version VARCHAR);
+                            policy_version VARCHAR, hours INTEGER DEFAULT 1);
 CREATE TABLE clicks_daily (day DATE, page VARCHAR, element VARCHAR, clicks BIGINT, visitors BIGINT,
                            policy_version VARCHAR);
 CREATE TABLE devices_daily (day DATE, device_model VARCHAR, os VARCHAR, os_version_major VARCHAR,

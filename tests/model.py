@@ -276,25 +276,51 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
     def subjects(rows: list[dict]) -> int:
         return len({e["subject"] for e in rows})
 
-    def cells(rows: list[dict], key, counted=lambda e: True) -> dict:
-        """Cells whose every count stands on k subjects: the events it counts (`counted`), and
-        the consenting subjects among them (visitors), unless they are none. `key` is (time,
-        *dimensions); the suppressed cells of each time roll up into one (time, "(other)", ...)
-        cell, kept under the same rule."""
+    def stands(rows: list[dict], counted) -> bool:
+        """Every count of a row stands on k subjects: the events it counts (`counted`), and the
+        consenting subjects among them (visitors), unless they are none."""
+        rows = [e for e in rows if counted(e)]
+        return subjects(rows) >= k and (visitors(rows) == 0 or visitors(rows) >= k)
+
+    def others(rows: list[dict], key, counted) -> tuple[dict, dict]:
+        """(the cells that stand, the `(other)` roll-up of each time's suppressed cells)."""
         out = defaultdict(list)
         for e in rows:
             out[key(e)].append(e)
-
-        def stands(rows: list[dict]) -> bool:
-            rows = [e for e in rows if counted(e)]
-            return subjects(rows) >= k and (visitors(rows) == 0 or visitors(rows) >= k)
-
-        kept = {k_: v for k_, v in out.items() if stands(v)}
+        kept = {k_: v for k_, v in out.items() if stands(v, counted)}
         other = defaultdict(list)
         for k_, v in out.items():
             if k_ not in kept:
                 other[(k_[0], *["(other)"] * (len(k_) - 1))].extend(v)
-        return kept | {k_: v for k_, v in other.items() if stands(v)}
+        return kept, other
+
+    def cells(rows: list[dict], key, counted=lambda e: True) -> dict:
+        """Cells whose every count stands on k subjects; `key` is (time, *dimensions); the
+        suppressed cells of each time roll up into one (time, "(other)", ...) cell, kept under the
+        same rule."""
+        kept, other = others(rows, key, counted)
+        return kept | {k_: v for k_, v in other.items() if stands(v, counted)}
+
+    def hourly(rows: list[dict], key, counted=lambda e: True) -> dict:
+        """An hourly table's cells as (rows, hours): 1 hour each, except the `(other)` rows of
+        quiet hours that stand on fewer than k subjects, merged per day in time order until they
+        stand (at the block's first hour); the day's remainder stays suppressed."""
+        kept, other = others(rows, key, counted)
+        published = {k_: (v, 1) for k_, v in kept.items()}
+        published |= {k_: (v, 1) for k_, v in other.items() if stands(v, counted)}
+        quiet = sorted((k_, v) for k_, v in other.items() if not stands(v, counted))
+        block: list = []
+        for i, (k_, v) in enumerate(quiet):
+            block.append(v)
+            merged = [e for v_ in block for e in v_]
+            if len(block) == 1:
+                first = k_
+            if stands(merged, counted):
+                published[first] = (merged, len(block))
+                block = []
+            elif i + 1 == len(quiet) or quiet[i + 1][0][0].date() != k_[0].date():
+                block = []
+        return published
 
     def views(e: dict) -> bool:
         return e["event"] == "page_view"
@@ -310,8 +336,9 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
             sum(views(e) for e in rows),
             visitors([e for e in rows if views(e)]),
             average_of([e for e in rows if e["event"] == "page_leave"]),
+            hours,
         )
-        for key, rows in cells(
+        for key, (rows, hours) in hourly(
             [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["hour"], e["page"]), views
         ).items()
     }
@@ -326,13 +353,15 @@ def _expected(ds: Dataset, k: int) -> tuple[dict[str, set[tuple]], int]:
             [e for e in ev if e["event"] in ("page_view", "page_leave")], lambda e: (e["day"], e["page"]), views
         ).items()
     }
-    for table, time in (("clicks_hourly", "hour"), ("clicks_daily", "day")):
-        tables[table] = {
-            (*key, len(rows), visitors(rows))
-            for key, rows in cells(
-                [e for e in ev if e["event"] == "click"], lambda e, time=time: (e[time], e["page"], e["element"])
-            ).items()
-        }
+    clicks = [e for e in ev if e["event"] == "click"]
+    tables["clicks_hourly"] = {
+        (*key, len(rows), visitors(rows), hours)
+        for key, (rows, hours) in hourly(clicks, lambda e: (e["hour"], e["page"], e["element"])).items()
+    }
+    tables["clicks_daily"] = {
+        (*key, len(rows), visitors(rows))
+        for key, rows in cells(clicks, lambda e: (e["day"], e["page"], e["element"])).items()
+    }
     # retention: cohort = the Monday of a consenting subject's first visit (within the last 12
     # weeks of the data), and the cohort's subjects who visited with consent each week after
     weeks = defaultdict(set)

@@ -133,7 +133,7 @@ def fill_full_analytics(
                 daily_views[p].append(n)
                 duration = None if rng.random() < 0.1 else round(rng.uniform(1000, 90000), 1)
                 con.execute(
-                    "INSERT INTO page_views_hourly VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO page_views_hourly VALUES (?, ?, ?, ?, ?, ?, 1)",
                     [start + dt.timedelta(hours=h), p, n, rng.randint(5, n) if n >= 5 else 0, duration, version],
                 )
                 if h % 3 == 0:
@@ -141,7 +141,7 @@ def fill_full_analytics(
                         c = rng.randint(5, 40)
                         daily_clicks[p, e] = daily_clicks.get((p, e), 0) + c
                         con.execute(
-                            "INSERT INTO clicks_hourly VALUES (?, ?, ?, ?, ?, ?)",
+                            "INSERT INTO clicks_hourly VALUES (?, ?, ?, ?, ?, ?, 1)",
                             [start + dt.timedelta(hours=h), p, e, c, rng.randint(5, c), version],
                         )
         if day in DAILY_DAYS:

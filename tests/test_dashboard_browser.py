@@ -260,7 +260,7 @@ def test_served_page_reloads_with_new_data_and_keeps_its_filters(browser: webdri
         before = figures(browser)["kpis"]["views"]
         noon = dt.datetime.combine(DAYS[-1], dt.time(12), tzinfo=SHANGHAI)
         con = duckdb.connect(str(store))  # an ingest's run: the server rebuilds, the page reloads itself
-        con.execute("INSERT INTO page_views_hourly VALUES (?, '/home', 1000, 0, NULL, 'fields-v3')", [noon])
+        con.execute("INSERT INTO page_views_hourly VALUES (?, '/home', 1000, 0, NULL, 'fields-v3', 1)", [noon])
         con.close()
         deadline = time.monotonic() + 20  # the page asks every 5 s
         while drawn_version(browser) in (None, version):

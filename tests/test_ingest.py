@@ -22,9 +22,9 @@ from tests.helpers import read_all
 from tests.model import build_dataset, expected_duplicates, expected_tables, normalize, rounded
 
 TABLE_COLUMNS = {
-    "page_views_hourly": "hour, page, views, visitors, avg_duration_ms",
+    "page_views_hourly": "hour, page, views, visitors, avg_duration_ms, hours",
     "page_views_daily": "day, page, views, visitors, avg_duration_ms",
-    "clicks_hourly": "hour, page, element, clicks, visitors",
+    "clicks_hourly": "hour, page, element, clicks, visitors, hours",
     "clicks_daily": "day, page, element, clicks, visitors",
     "devices_daily": "day, device_model, os, os_version_major, events, visitors",
     "audience_daily": "day, gender, country, city, language, visitors",

@@ -58,11 +58,18 @@ def build_warehouse(root: Path, seed: int = 7, tz: str = TZ) -> Path:
         for page in [*PAGES, "(other)"]:
             views = rng.randint(K, 60)
             insert(
-                "page_views_hourly", hour, page, views, visitors(views), rng.choice([None, rng.uniform(0, 9e4)]), "v1"
+                "page_views_hourly",
+                hour,
+                page,
+                views,
+                visitors(views),
+                rng.choice([None, rng.uniform(0, 9e4)]),
+                "v1",
+                1,
             )
             for element in rng.sample(["buy", "menu", "search"], 2):
                 clicks = rng.randint(K, 30)
-                insert("clicks_hourly", hour, page, element, clicks, visitors(clicks), "v1")
+                insert("clicks_hourly", hour, page, element, clicks, visitors(clicks), "v1", 1)
     for day in DAYS:
         for page in PAGES:
             views = rng.randint(K, 300)
