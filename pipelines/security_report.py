@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from seaport.cli import add_security_dir_option, check_timezone
 from seaport.errors import SeaportError
+from seaport.progress import Progress
 from transforms.anomalies import DETECTORS, EVENT_COLUMNS, Anomaly, SecurityEvent, Thresholds, worst_first
 
 if TYPE_CHECKING:  # heavy imports only when the command runs
@@ -231,10 +232,26 @@ def run(args: argparse.Namespace) -> int:
         pipeline = beam.Pipeline(options=options)
     except ValueError:
         raise SeaportError(f"unknown Beam runner {args.runner!r}") from None
-    with pipeline:
-        build_pipeline(pipeline, report_day, Thresholds())
+    events = _count_day_events(report_day)
+    # Beam's steps may run on other machines: the bar shows elapsed time, then the events reported.
+    with Progress(f"security report of {report_day.day}", total=events, unit="event") as bar:
+        with pipeline:
+            build_pipeline(pipeline, report_day, Thresholds())
+        bar.update(events)
     print(f"security report: {report_day.report_path}")
     return 0
+
+
+def _count_day_events(report_day: ReportDay) -> int:
+    start, end = report_day.bounds()
+    con = _connect(report_day.database, read_only=True)
+    try:
+        if not _has_table(con, "security_events"):
+            return 0
+        query = "SELECT count(*) FROM security_events WHERE event_time >= ? AND event_time < ?"
+        return int(con.execute(query, [start, end]).fetchall()[0][0])
+    finally:
+        con.close()
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
