@@ -10,10 +10,9 @@ Which stores hold personal data is decided here, not by the file.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
-from seaport.errors import SeaportError
+from seaport.errors import SeaportError, read_toml
 
 RESIDENCY_ENV = "SEAPORT_RESIDENCY"
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "schemas" / "residency.toml"
@@ -23,12 +22,7 @@ STORES = PERSONAL_STORES | {"analytics"}
 
 def _load() -> dict:
     path = Path(os.environ.get(RESIDENCY_ENV) or DEFAULT_FILE)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SeaportError(f"cannot read the residency file {path.name}: {e.strerror}") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SeaportError(f"cannot read the residency file {path.name}: {str(e).splitlines()[0][:200]}") from None
+    raw = read_toml(path, "residency")
     allowed, stores, partners = raw.get("allowed_regions"), raw.get("stores"), raw.get("partners", {})
     if (
         not isinstance(allowed, list)

@@ -22,14 +22,13 @@ unlinked: those serve no legal purpose.
 from __future__ import annotations
 
 import os
-import tomllib
 from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from seaport.errors import SeaportError
+from seaport.errors import SeaportError, read_toml
 
 HOLDS_ENV = "SEAPORT_LEGAL_HOLDS"
 HOLDS_FILE = "legal_holds.toml"
@@ -74,12 +73,7 @@ def load_holds(warehouse: Path) -> list[Hold]:
         if os.environ.get(HOLDS_ENV):
             raise SeaportError(f"the legal holds file named by {HOLDS_ENV} does not exist")
         return []
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SeaportError(f"cannot read the legal holds file {path.name}: {e.strerror}") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SeaportError(f"cannot read the legal holds file {path.name}: {str(e).splitlines()[0][:200]}") from None
+    raw = read_toml(path, "legal holds")
     unknown = set(raw) - {"hold"}
     if unknown or not isinstance(raw.get("hold", []), list):
         raise SeaportError(f"legal holds file {path.name}: only [[hold]] tables are allowed")

@@ -164,6 +164,11 @@ def batch_events(body: bytes, max_events: int) -> list[Any]:
     data = parse_json(body)
     if isinstance(data, dict):
         data = data.get("events", [data])
+    return checked_batch(data, max_events)
+
+
+def checked_batch(data: Any, max_events: int) -> list[Any]:
+    """`data` if it is a non-empty list of at most `max_events` items, else the refusal."""
     if not isinstance(data, list):
         raise Rejected(400, "not_a_batch")
     if not data:

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from schemas import safejson
 from seaport.collector import app as collector
-from seaport.collector.events import Message, Rejected, beacon_message
+from seaport.collector.events import Message, Rejected, beacon_message, checked_batch
 from seaport.collector.kafka_sink import KafkaUnavailable
 
 ROUTES = ("/sa", "/sa.gif")
@@ -82,13 +82,7 @@ def decode_records(fields: Any, max_events: int, max_bytes: int) -> list[Any]:
         if not isinstance(decoded, dict):
             raise Rejected(400, "not_an_object")
         return [decoded]
-    if not isinstance(decoded, list):
-        raise Rejected(400, "not_a_batch")
-    if not decoded:
-        raise Rejected(400, "empty_batch")
-    if len(decoded) > max_events:
-        raise Rejected(413, "too_many_events")
-    return decoded
+    return checked_batch(decoded, max_events)
 
 
 def _crc(fields: Any) -> int | None:
