@@ -21,7 +21,7 @@ class Progress:
     ) -> None:
         self.desc, self.total, self.unit, self.every = desc, total, unit, every
         self.stream = stream or sys.stderr
-        self.count = 0
+        self.count = self.said = 0
         self.started = self.last = time.monotonic()
         self._bar: Any = None
         if self.stream.isatty():
@@ -38,6 +38,7 @@ class Progress:
             self._line()
 
     def _line(self) -> None:
+        self.said = self.count
         elapsed = max(time.monotonic() - self.started, 1e-9)
         done = f"{self.count:,}" + (f"/{self.total:,}" if self.total is not None else "")
         print(f"{self.desc}: {done} {self.unit} ({self.count / elapsed:,.0f} {self.unit}/s)", file=self.stream,
@@ -46,7 +47,7 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self.last != self.started:  # long enough to have said something: say how it ended
+        elif self.last != self.started and self.said != self.count:  # said something, not yet the end
             self._line()
 
     def __enter__(self) -> Progress:

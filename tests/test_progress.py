@@ -37,3 +37,11 @@ def test_a_terminal_gets_a_bar():
         bar.update(200)
     text = out.getvalue()
     assert "replaying beacons.raw" in text and "200/200" in text and "\r" in text
+
+
+def test_the_last_line_is_not_said_twice():
+    out = io.StringIO()
+    with Progress("x", total=10, every=0.0, stream=out) as bar:
+        bar.update(10)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("x: 10/10 msg (")
