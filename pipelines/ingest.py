@@ -23,7 +23,9 @@ Run it (a broker on 127.0.0.1:9092 with traffic in it):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import gc
 import json
 import os
 import shutil
@@ -33,11 +35,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.metrics import Metrics
 from pydantic import ValidationError
 
@@ -57,7 +61,8 @@ from seaport.cli import (
 from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
 from seaport.progress import Progress
-from sinks.warehouse import OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
+from sinks.warehouse import STAGED_SCHEMAS, OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
+from transforms.policy import redactions_of_event
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
 BUSY_WAIT_S = 10.0  # how long a run waits for a reader to let go of the warehouse
@@ -506,116 +511,163 @@ def stage_batch(
     counts: Counter[str] = Counter()
     if not records:
         return counts, {}
-    staged = protect_batch(r.topic, records, policy, pseudonymizer)
+    with _gc_paused():
+        staged = protect_batch(r.topic, records, policy, pseudonymizer)
     name = f"{r.topic}-{r.partition}-{records[0].offset}"
-    for kind, rows in staged.rows.items():
-        write_staged(staging, kind, name, rows)
+    for kind, table in staged.tables.items():
+        write_staged(staging, kind, name, table)
     counts["messages"] = len(records)
     counts["valid"] = staged.valid
     for kind in ("deadletter", "consent", "erasure"):
-        counts[kind] = len(staged.rows.get(kind, []))
+        counts[kind] = staged.tables[kind].num_rows if kind in staged.tables else 0
     for kind, n in staged.redactions.items():
         counts[f"redacted_{kind}"] = n
-    return counts, {kind: len(rows) for kind, rows in staged.rows.items()}
+    return counts, {kind: table.num_rows for kind, table in staged.tables.items()}
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """A batch keeps thousands of parsed messages alive at once, and the cyclic garbage collector
+    would scan them again and again while it runs (it makes no cycles: reference counts free it)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass
 class StagedBatch:
-    """The protected rows of one batch, by staged kind, and what redaction found."""
+    """The protected rows of one batch, as one Arrow table per staged kind, and what redaction found."""
 
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = {}
-        self.redactions: Counter[str] = Counter()
-        self.valid = 0
-
-    def add(self, kind: str, row: dict[str, Any]) -> None:
-        self.rows.setdefault(kind, []).append(row)
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    redactions: Counter[str] = field(default_factory=Counter)
+    valid: int = 0
 
 
 def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: Any) -> StagedBatch:
-    """Validate and protect one batch of one topic (pure: no I/O)."""
-    from transforms.pseudonyms import Purpose
-    from transforms.redact import redact_payload
-
+    """Validate and protect one batch of one topic (pure: no I/O). Validation is per message (each
+    rejected one gets its reason); protection runs column by column over the valid ones."""
     model = TOPIC_MODELS[topic]
     out = StagedBatch()
+    valid: list[tuple[Any, Any]] = []  # (record, message)
+    rejected: list[tuple[Any, str]] = []  # (record, reason)
     for rec in records:
         raw = rec.value
-        reason = None
         if raw is None or len(raw) == 0:
-            reason = "empty"
+            rejected.append((rec, "empty"))
         elif len(raw) > MAX_MESSAGE_BYTES:
-            reason = "oversize"
+            rejected.append((rec, "oversize"))
         elif too_deep(raw):
-            reason = "too_deep"
+            rejected.append((rec, "too_deep"))
         else:
             try:
-                msg = model.model_validate_json(raw)
+                valid.append((rec, model.model_validate_json(raw)))
             except ValidationError as e:
-                reason = validation_reason(e)
-        if reason is None:
+                rejected.append((rec, validation_reason(e)))
+    tables: dict[str, list[pa.Table]] = {}
+    try:
+        protected = [_protect_many(topic, valid, policy, pseudonymizer)] if valid else []
+    except Exception:  # noqa: BLE001 - a message the checks missed: find it, one at a time
+        protected = []
+        for one in valid:
             try:
-                protected, found = _protect_valid(topic, msg, rec, policy, pseudonymizer)
-            except Exception:  # noqa: BLE001 - one message the checks missed must not stop every later run
-                reason = "unprocessable"
-        if reason is not None:
-            subject = _subject_of_rejected(raw) if reason != "oversize" else None
-            out.add(
-                "deadletter",
-                {
-                    "source_topic": topic,
-                    "source_partition": rec.partition,
-                    "source_offset": rec.offset,
-                    "reason": reason,
-                    "subject_pseudonym": pseudonymizer.pseudonymize(Purpose.SECURITY, *subject) if subject else None,
-                    "payload": redact_payload(raw or b""),
-                },
-            )
-            continue
-        out.valid += 1
-        out.redactions.update(policy.leak_attempts(raw))
-        out.redactions.update(found)
-        for kind, row in protected:
-            out.add(kind, row)
+                protected.append(_protect_many(topic, [one], policy, pseudonymizer))
+            except Exception:  # noqa: BLE001 - it must not stop every later run
+                rejected.append((one[0], "unprocessable"))
+    for staged_tables, redactions, kept in protected:
+        for kind, table in staged_tables.items():
+            tables.setdefault(kind, []).append(table)
+        out.redactions.update(redactions)
+        out.valid += len(kept)
+        for rec in kept:
+            out.redactions.update(policy.leak_attempts(rec.value))
+    if rejected:
+        tables["deadletter"] = [_dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), pseudonymizer)]
+    out.tables = {kind: pa.concat_tables(parts) if len(parts) > 1 else parts[0] for kind, parts in tables.items()}
     return out
 
 
-def _protect_valid(
-    topic: str, msg: Any, rec: Any, policy: Any, pseudonymizer: Any
-) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
-    """The staged rows of one valid message, by kind, and the identifiers redaction found in it."""
-    position = {"_partition": rec.partition, "_offset": rec.offset}
+def _dead_letters(topic: str, rejected: list[tuple[Any, str]], pseudonymizer: Any) -> pa.Table:
+    from transforms.pseudonyms import Purpose
+    from transforms.redact import redact_payload
+
+    rows = []
+    for rec, reason in rejected:
+        subject = _subject_of_rejected(rec.value) if reason != "oversize" else None
+        rows.append(
+            {
+                "source_topic": topic,
+                "source_partition": rec.partition,
+                "source_offset": rec.offset,
+                "reason": reason,
+                "subject_pseudonym": pseudonymizer.pseudonymize(Purpose.SECURITY, *subject) if subject else None,
+                "payload": redact_payload(rec.value or b""),
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS["deadletter"])
+
+
+def _protect_many(
+    topic: str, valid: list[tuple[Any, Any]], policy: Any, pseudonymizer: Any
+) -> tuple[dict[str, pa.Table], Counter[str], list[Any]]:
+    """The staged tables of valid messages of one topic, the identifiers redaction removed (by
+    kind), and the records they came from."""
+    from transforms.pseudonyms import Purpose
+
+    recs = [rec for rec, _ in valid]
+    msgs = [msg for _, msg in valid]
+    position = {"_partition": [rec.partition for rec in recs], "_offset": [rec.offset for rec in recs]}
+
+    def table(kind: str, columns: dict[str, list[Any]]) -> pa.Table:
+        return pa.table(columns, schema=STAGED_SCHEMAS[kind])
+
+    redactions: Counter[str] = Counter()
     if topic == "beacons.raw":
-        analytics_row, security_row, found = policy.protect_beacon(msg, pseudonymizer)
-        return [("analytics", analytics_row | position), ("security", security_row | position)], found
+        analytics, found_a = policy.protect_many("beacon", Purpose.ANALYTICS, msgs, pseudonymizer)
+        security, found_s = policy.protect_many("beacon", Purpose.SECURITY, msgs, pseudonymizer)
+        for i in found_a.keys() | found_s.keys():
+            redactions.update(redactions_of_event(found_a.get(i, []), found_s.get(i, [])))
+        return (
+            {"analytics": table("analytics", analytics | position), "security": table("security", security | position)},
+            redactions,
+            recs,
+        )
     if topic == "access_logs.raw":
-        security_row, found = policy.protect_access(msg, pseudonymizer)
-        security_row["event_id"] = f"{topic}/{rec.partition}/{rec.offset}"
-        return [("security", security_row | position)], found
+        security, found = policy.protect_many("access", Purpose.SECURITY, msgs, pseudonymizer)
+        for kinds in found.values():
+            redactions.update(kinds)
+        security["event_id"] = [f"{topic}/{rec.partition}/{rec.offset}" for rec in recs]
+        return {"security": table("security", security | position)}, redactions, recs
     if topic == "consent.events":
-        analytics_row, security_row = policy.protect_consent(msg, pseudonymizer)
-        row = {
-            "source_partition": rec.partition,
-            "source_offset": rec.offset,
-            "ts": analytics_row["ts"],
-            "analytics": analytics_row["analytics"],
-            "minor_without_guardian": msg.minor_without_guardian,
-            "analytics_pseudonym": analytics_row["subject_pseudonym"],
-            "security_pseudonym": security_row["subject_pseudonym"],
-            "key_id": analytics_row["key_id"],
+        analytics, _ = policy.protect_many("consent", Purpose.ANALYTICS, msgs, pseudonymizer)
+        security, _ = policy.protect_many("consent", Purpose.SECURITY, msgs, pseudonymizer)
+        consent = {
+            "source_partition": position["_partition"],
+            "source_offset": position["_offset"],
+            "ts": analytics["ts"],
+            "analytics": analytics["analytics"],
+            "minor_without_guardian": [msg.minor_without_guardian for msg in msgs],
+            "analytics_pseudonym": analytics["subject_pseudonym"],
+            "security_pseudonym": security["subject_pseudonym"],
+            "key_id": analytics["key_id"],
         }
-        return [("consent", row)], ()
-    analytics_row, security_row = policy.protect_erasure(msg, pseudonymizer)
-    row = {
-        "request_id": analytics_row["request_id"],
-        "subject_kind": msg.subject.kind,
-        "requested_at": analytics_row["ts"],
-        "analytics_pseudonym": analytics_row["subject_pseudonym"],
-        "security_pseudonym": security_row["subject_pseudonym"],
-        "key_id": analytics_row["key_id"],
-        "source_partition": rec.partition,
-        "source_offset": rec.offset,
+        return {"consent": table("consent", consent)}, redactions, recs
+    analytics, _ = policy.protect_many("erasure", Purpose.ANALYTICS, msgs, pseudonymizer)
+    security, _ = policy.protect_many("erasure", Purpose.SECURITY, msgs, pseudonymizer)
+    erasure = {
+        "request_id": analytics["request_id"],
+        "subject_kind": [msg.subject.kind for msg in msgs],
+        "requested_at": analytics["ts"],
+        "analytics_pseudonym": analytics["subject_pseudonym"],
+        "security_pseudonym": security["subject_pseudonym"],
+        "key_id": analytics["key_id"],
+        "source_partition": position["_partition"],
+        "source_offset": position["_offset"],
     }
-    return [("erasure", row)], ()
+    return {"erasure": table("erasure", erasure)}, redactions, recs
 
 
 def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:

@@ -202,13 +202,13 @@ class RunSummary:
         )
 
 
-def write_staged(staging: Path, kind: str, name: str, rows: list[dict[str, Any]]) -> None:
+def write_staged(staging: Path, kind: str, name: str, rows: pa.Table | list[dict[str, Any]]) -> None:
     """Write one batch of staged rows (atomically: a crash leaves no half file behind)."""
-    if not rows:
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS[kind])
+    if not table.num_rows:
         return
     folder = staging / kind
     folder.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS[kind])
     tmp = folder / f".{name}.tmp"
     pq.write_table(table, tmp)
     tmp.rename(folder / f"{name}.parquet")

@@ -55,7 +55,7 @@ def test_every_hostile_message_is_a_dead_letter_with_a_reason(message):
     good = Record(topic, 0, 1, None, json.dumps(GOOD[topic]).encode(), 0)
     staged = protect_batch(topic, [Record(topic, 0, 0, None, raw, 0), good], POLICY, PSEUDONYMS)
     assert staged.valid == 1  # the good message after it still counts
-    [letter] = staged.rows["deadletter"]
+    [letter] = staged.tables["deadletter"].to_pylist()
     assert letter["source_offset"] == 0 and letter["reason"]
     json.dumps(letter, ensure_ascii=False).encode()  # a dead letter is always writable as UTF-8
     assert isinstance(redact_payload(raw), str)
@@ -69,7 +69,7 @@ def test_deep_nesting_has_its_own_reason():
             json.dumps(doc | {"x": "@"}).replace('"@"', "[" * 40 + "]" * 40).encode(),
         ):
             staged = protect_batch(topic, [Record(topic, 0, 0, None, raw, 0)], POLICY, PSEUDONYMS)
-            assert staged.rows["deadletter"][0]["reason"] == "too_deep"
+            assert staged.tables["deadletter"].to_pylist()[0]["reason"] == "too_deep"
 
 
 # Each example is a real Kafka + ingest round trip: few examples, no shrinking.

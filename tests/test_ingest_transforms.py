@@ -82,9 +82,9 @@ def test_protect_batch_routes_each_topic():
         }
     ).encode()
     out = protect_batch("consent.events", records([consent, b"{}"], "consent.events"), POLICY, PSEUDONYMS)
-    assert [r["minor_without_guardian"] for r in out.rows["consent"]] == [True]
-    assert out.rows["consent"][0]["analytics_pseudonym"] != out.rows["consent"][0]["security_pseudonym"]
-    assert [d["reason"] for d in out.rows["deadletter"]] == ["missing_field:schema"]
+    assert [r["minor_without_guardian"] for r in out.tables["consent"].to_pylist()] == [True]
+    assert out.tables["consent"].to_pylist()[0]["analytics_pseudonym"] != out.tables["consent"].to_pylist()[0]["security_pseudonym"]
+    assert [d["reason"] for d in out.tables["deadletter"].to_pylist()] == ["missing_field:schema"]
     access = json.dumps(
         {
             "schema": "access/1",
@@ -96,7 +96,7 @@ def test_protect_batch_routes_each_topic():
         }
     ).encode()
     out = protect_batch("access_logs.raw", records([access], "access_logs.raw"), POLICY, PSEUDONYMS)
-    row = out.rows["security"][0]
+    row = out.tables["security"].to_pylist()[0]
     assert row["event_id"] == "access_logs.raw/0/0" and row["ip_prefix"] == "203.0.113.0/24"
     assert "13812345678" not in row["page_or_path"] and out.redactions["phone"] == 1
 
@@ -106,10 +106,10 @@ def test_poison_messages_become_dead_letters_and_the_batch_goes_on(tmp_path: Pat
     escape one; UTF-8 can't carry it), and one the checks miss (the policy raises): each a dead letter."""
 
     class Brittle(FieldPolicy):
-        def protect_beacon(self, msg, pseudonymizer):  # type: ignore[no-untyped-def]
-            if msg.event_id == "e-brittle":
+        def protect_many(self, kind, purpose, messages, pseudonymizer):  # type: ignore[no-untyped-def]
+            if any(m.event_id == "e-brittle" for m in messages):
                 raise OverflowError("something no check foresaw")
-            return super().protect_beacon(msg, pseudonymizer)
+            return super().protect_many(kind, purpose, messages, pseudonymizer)
 
     brittle = Brittle.load()
     values = [

@@ -29,6 +29,10 @@ def test_pseudonym_is_hmac_sha256_under_the_purpose_key():
     purpose_key = hmac.new(MASTER, b"seaport/analytics", hashlib.sha256).digest()
     expected = hmac.new(purpose_key, f"openid:{openid}".encode(), hashlib.sha256).hexdigest()[:32]
     assert p.pseudonymize(Purpose.ANALYTICS, "openid", openid) == expected
+    # the uncached form (ids of one event each) and non-ASCII values: the same HMAC
+    for kind, value in (("event_id", "e-1"), ("openid", "o-测试-é")):
+        mac = hmac.new(purpose_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+        assert p.pseudonymize(Purpose.ANALYTICS, kind, value) == mac
 
 
 def test_purposes_and_kinds_are_separated():

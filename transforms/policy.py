@@ -22,12 +22,11 @@ import typing
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, NaiveDatetime
+from pydantic import BaseModel
 
 from schemas import safejson
 from schemas.models import AccessLog, Beacon, ConsentChange, ErasureRequest
@@ -108,29 +107,27 @@ class Step:
     verb: str  # keep | pseudonymize | generalize
     method: str
     column: str
-    is_datetime: bool
     fallback: bool
 
 
 Plan = tuple[Step, ...]
 
 
-FieldInfo = tuple[tuple[str, ...], bool]  # (attribute path, holds a datetime)
-DATETIME_TYPES = (datetime, AwareDatetime, NaiveDatetime)
+FieldPath = tuple[str, ...]  # the attributes from a message to a leaf field
 
 
-def _model_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
-    """(policy name, (attribute path, is a datetime)) of every leaf field, nested models included."""
+def _model_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldPath]]:
+    """(policy name, attribute path) of every leaf field, nested models included."""
     for attr, info in model.model_fields.items():
         name = info.alias or attr
         union = isinstance(info.annotation, types.UnionType)
         members: tuple[Any, ...] = typing.get_args(info.annotation) if union else (info.annotation,)
         nested = next((m for m in members if isinstance(m, type) and issubclass(m, BaseModel)), None)
         if nested is None:
-            yield prefix + name, ((attr,), any(m in DATETIME_TYPES for m in members))
+            yield prefix + name, (attr,)
         else:
-            for sub_name, (sub_path, is_dt) in _model_fields(nested, f"{prefix}{name}."):
-                yield sub_name, ((attr, *sub_path), is_dt)
+            for sub_name, sub_path in _model_fields(nested, f"{prefix}{name}."):
+                yield sub_name, (attr, *sub_path)
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -155,7 +152,7 @@ def _parse_action(action: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2) or "", m.group(3) or ""
 
 
-Builder = Callable[[Any, list[str]], dict[str, Any]]
+Builder = Callable[[list[Any]], tuple[dict[str, list[Any]], dict[int, list[str]]]]
 BuilderKey = tuple[str, str]  # (message kind, purpose value): str keys hash fast
 
 
@@ -264,7 +261,7 @@ class FieldPolicy:
             raise self._fail(f"{where}: fallback must be true or false")
 
     def _rule_steps(
-        self, where: str, rule: dict[str, Any], purpose: Purpose, field: FieldInfo, columns: tuple[str, ...]
+        self, where: str, rule: dict[str, Any], purpose: Purpose, field: FieldPath, columns: tuple[str, ...]
     ) -> list[Step]:
         if purpose.value not in rule:
             raise self._fail(f"{where} has no rule for purpose {purpose.value}")
@@ -291,7 +288,7 @@ class FieldPolicy:
         return granted
 
     def _step(
-        self, where: str, rule: dict[str, Any], purpose: Purpose, action: Any, field: FieldInfo,
+        self, where: str, rule: dict[str, Any], purpose: Purpose, action: Any, field: FieldPath,
         columns: tuple[str, ...],
     ) -> Step | None:  # fmt: skip
         if not isinstance(action, str):
@@ -316,8 +313,7 @@ class FieldPolicy:
             raise self._fail(f"{where}: unknown column {column!r} for the {purpose.value} row")
         if verb == "keep" and rule["category"] == "direct_identifier":
             raise self._fail(f"{where}: a direct identifier is never kept in clear text (R4)")
-        path, is_datetime = field
-        return Step(where.split(".", 1)[1], path, verb, method, column, is_datetime, rule.get("fallback", False))
+        return Step(where.split(".", 1)[1], field, verb, method, column, rule.get("fallback", False))
 
     # --- applying it ---
 
@@ -350,72 +346,94 @@ class FieldPolicy:
         return builders
 
     def _generate(self, kind: str, purpose: Purpose, p: Pseudonymizer) -> Builder:
-        """Compile a plan into straight-line Python: this runs per event, so no loop, no lookups."""
-        template: dict[str, Any] = dict.fromkeys(ROW_COLUMNS[(kind, purpose)])
-        template.update(policy_version=self.version, key_id=p.key_id)
-        if "source" in template:
-            template["source"] = kind
-        env: dict[str, Any] = {"TEMPLATE": template, "UTC": UTC}
-        lines = ["def build(m, found):", "    row = TEMPLATE.copy()"]
+        """Compile a plan into straight-line Python over a batch, column by column: each step is
+        one list comprehension over the batch's messages (no per-event dicts, loops or lookups).
+        The value functions are memoized, so a value repeated in the batch costs a cache hit;
+        a redactor runs once per distinct value of the batch."""
+        env: dict[str, Any] = {}
+        lines = ["def build(ms):", "    cols = {}", "    found = {}"]
+        filled: set[str] = set()
         for i, step in enumerate(self._plans[(kind, purpose)]):
-            pad = "    "
-            if step.fallback:
-                lines.append(f"    if row[{step.column!r}] is None:")
-                pad += "    "
-            lines.append(f"{pad}v = m.{step.path[0]}")
-            lines.extend(f"{pad}v = None if v is None else v.{attr}" for attr in step.path[1:])
-            lines.append(f'{pad}if v is not None and v != "":')
-            target = f"{pad}    row[{step.column!r}]"
+            value_of = _path_expression(step.path)
+            column = repr(step.column)
+            # A fallback field fills only what the others left empty (`c`: the column so far).
+            fallback = step.fallback and step.column in filled
+            each = f"for c, m in zip(cols[{column}], ms)" if fallback else "for m in ms"
+            if step.verb == "generalize" and step.method in REDACTORS:  # -> (value, kinds removed)
+                env[f"R{i}"] = REDACTORS[step.method]
+                source = f"None if c is not None else {value_of}" if fallback else value_of
+                lines += [
+                    f"    vals = [{source} {each}]",
+                    f'    res = {{v: R{i}(v) for v in set(vals) if v is not None and v != ""}}',
+                    "    if any(r[1] for r in res.values()):  # rare: a value held identifiers",
+                    "        for j, v in enumerate(vals):",
+                    "            if (r := res.get(v)) is not None and r[1]:",
+                    "                found.setdefault(j, []).extend(r[1])",
+                ]
+                if fallback:
+                    lines.append(f"    cols[{column}] = [c if (r := res.get(v)) is None else r[0] for c, v in zip(cols[{column}], vals)]")  # fmt: skip
+                else:
+                    lines.append(f"    cols[{column}] = [None if (r := res.get(v)) is None else r[0] for v in vals]")
+                filled.add(step.column)
+                continue
             if step.verb == "keep":
-                value = "str(v)" if step.method == "text" else "v.astimezone(UTC)" if step.is_datetime else "v"
-                lines.append(f"{target} = {value}")
+                # an instant is kept as it came: Arrow stores it as UTC (timestamp[us, UTC])
+                value = "str(v)" if step.method == "text" else "v"
             elif step.verb == "pseudonymize":
                 kind_name = step.field.rsplit(".", 1)[-1]
                 env[f"H{i}"] = p.hmac_for(purpose, kind_name)
-                normalize = NORMALIZERS.get(kind_name)
-                env[f"N{i}"] = normalize
-                lines.append(f"{target} = H{i}(N{i}(v))" if normalize else f"{target} = H{i}(v)")
-            elif step.method in GENERALIZERS:
-                env[f"G{i}"] = GENERALIZERS[step.method]
-                lines.append(f"{target} = G{i}(v)")
+                env[f"N{i}"] = NORMALIZERS.get(kind_name)
+                value = f"H{i}(N{i}(v))" if kind_name in NORMALIZERS else f"H{i}(v)"
             else:
-                env[f"R{i}"] = REDACTORS[step.method]
-                lines.append(f"{pad}    v, kinds = R{i}(v)")
-                lines.append(f"{pad}    if kinds:")
-                lines.append(f"{pad}        found.extend(kinds)")
-                lines.append(f"{target} = v")
-        lines.append("    return row")
+                env[f"G{i}"] = GENERALIZERS[step.method]
+                value = f"G{i}(v)"
+            computed = f'({value} if (v := {value_of}) is not None and v != "" else None)'
+            lines.append(f"    cols[{column}] = [{'c if c is not None else ' if fallback else ''}{computed} {each}]")
+            filled.add(step.column)
+        lines.append("    return cols, found")
         source = "\n".join(lines) + "\n"
         exec(compile(source, f"<field policy {kind}/{purpose.value}>", "exec"), env)  # noqa: S102
-        return env["build"]
+        build = env["build"]
+        constants: dict[str, Any] = {"policy_version": self.version, "key_id": p.key_id, "source": kind}
+        columns = ROW_COLUMNS[(kind, purpose)]
+
+        def batch(messages: list[Any]) -> tuple[dict[str, list[Any]], dict[int, list[str]]]:
+            cols, found = build(messages)
+            n = len(messages)
+            return {c: cols[c] if c in cols else [constants.get(c)] * n for c in columns}, found
+
+        return batch
+
+    def protect_many(
+        self, kind: str, purpose: Purpose, messages: list[Any], p: Pseudonymizer
+    ) -> tuple[dict[str, list[Any]], dict[int, list[str]]]:
+        """The rows of a batch of one message kind under one purpose, as columns (name -> one value
+        per message, in the order of `ROW_COLUMNS`), and the kinds of identifiers redaction removed,
+        by the message's index (only where it found any)."""
+        return self._builders(p)[(kind, purpose.value)](messages)
+
+    def _row(self, kind: str, purpose: Purpose, message: Any, p: Pseudonymizer) -> tuple[dict, list[str]]:
+        cols, found = self.protect_many(kind, purpose, [message], p)
+        return {c: values[0] for c, values in cols.items()}, found.get(0, [])
 
     def protect_beacon(self, b: Beacon, p: Pseudonymizer) -> tuple[dict, dict, Counts]:
         """(analytics_row, security_row, redactions by kind) of one beacon event (R1, R2, R4)."""
-        builders = self._builders(p)
-        found_analytics: list[str] = []
-        found_security: list[str] = []
-        analytics = builders[("beacon", "analytics")](b, found_analytics)
-        security = builders[("beacon", "security")](b, found_security)
-        if not found_security:
-            return analytics, security, _counts(found_analytics)
-        # Both rows redact the same page: an identifier found in it counts once.
-        return analytics, security, _counts(found_analytics) | _counts(found_security)
+        analytics, found_analytics = self._row("beacon", Purpose.ANALYTICS, b, p)
+        security, found_security = self._row("beacon", Purpose.SECURITY, b, p)
+        return analytics, security, redactions_of_event(found_analytics, found_security)
 
     def protect_access(self, a: AccessLog, p: Pseudonymizer) -> tuple[dict, Counts]:
         """(security_row, redactions by kind) of one access-log record (R1, R4); event_id is None."""
-        found: list[str] = []
-        security = self._builders(p)[("access", "security")](a, found)
-        return security, _counts(found)
+        security, found = self._row("access", Purpose.SECURITY, a, p)
+        return security, Counter(found)
 
     def protect_consent(self, c: ConsentChange, p: Pseudonymizer) -> tuple[dict, dict]:
         """(analytics_row, security_row) of a consent change, each keyed by its purpose's pseudonym."""
-        builders = self._builders(p)
-        return builders[("consent", "analytics")](c, []), builders[("consent", "security")](c, [])
+        return self._row("consent", Purpose.ANALYTICS, c, p)[0], self._row("consent", Purpose.SECURITY, c, p)[0]
 
     def protect_erasure(self, e: ErasureRequest, p: Pseudonymizer) -> tuple[dict, dict]:
         """(analytics_row, security_row) of an erasure request (R8): the subject under each purpose."""
-        builders = self._builders(p)
-        return builders[("erasure", "analytics")](e, []), builders[("erasure", "security")](e, [])
+        return self._row("erasure", Purpose.ANALYTICS, e, p)[0], self._row("erasure", Purpose.SECURITY, e, p)[0]
 
     def describe(self) -> list[dict[str, Any]]:
         """Every rule as a flat record: kind, field, category, collected_for, fallback, actions."""
@@ -426,11 +444,22 @@ class FieldPolicy:
         ]
 
 
-def _counts(found: list[str]) -> Counts:
-    counts: Counts = Counter.__new__(Counter)  # skips Counter.__init__: this runs per event
-    for kind in found:
-        counts[kind] = counts.get(kind, 0) + 1
+def redactions_of_event(*found: list[str]) -> Counts:
+    """The identifiers redaction removed from one event, by kind, over its rows: the rows of
+    different purposes redact the same fields, so a kind counts the most any one row found."""
+    counts: Counts = Counter()
+    for kinds in found:
+        if kinds:
+            counts |= Counter(kinds)
     return counts
+
+
+def _path_expression(path: tuple[str, ...]) -> str:
+    """Python for the value at `path` of a message `m` (None where a nested model is absent)."""
+    expression = f"m.{path[0]}"
+    for depth, attr in enumerate(path[1:]):
+        expression = f"(None if (x{depth} := {expression}) is None else x{depth}.{attr})"
+    return expression
 
 
 __all__ = [
