@@ -202,16 +202,20 @@ class RunSummary:
         )
 
 
-def write_staged(staging: Path, kind: str, name: str, rows: pa.Table | list[dict[str, Any]]) -> None:
-    """Write one batch of staged rows (atomically: a crash leaves no half file behind)."""
+def write_staged(staging: Path | str, kind: str, name: str, rows: pa.Table | list[dict[str, Any]]) -> None:
+    """Write one batch of staged rows (atomically: a crash leaves no half file behind). Through
+    Beam's `FileSystems`: on a cluster, `staging` is a location every worker and the driver reach
+    (object storage, HDFS); locally, a folder."""
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
     table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS[kind])
     if not table.num_rows:
         return
-    folder = staging / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.tmp"
-    pq.write_table(table, tmp)
-    tmp.rename(folder / f"{name}.parquet")
+    folder = FileSystems.join(str(staging), kind)
+    tmp = FileSystems.join(folder, f".{name}.tmp")
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        pq.write_table(table, f)
+    FileSystems.rename([tmp], [FileSystems.join(folder, f"{name}.parquet")])
 
 
 class WarehouseBusy(SeaportError):
