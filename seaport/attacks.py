@@ -56,7 +56,7 @@ ATTACK_KINDS = (
 LOOKALIKE_KINDS = ("heavy_users", "office_nat", "campaign", "travellers")
 TOOL_AGENTS = ["python-requests/2.31.0", "Go-http-client/1.1", "okhttp/4.12.0", "curl/8.4.0"]
 SENSITIVE_STEPS = [
-    ("GET", "/user/profile"), ("POST", "/api/user/phone"), ("POST", "/api/user/bankcard"),
+    ("GET", "/user/profile/edit"), ("POST", "/api/user/phone"), ("POST", "/api/user/bankcard"),
     ("GET", "/claims/new"), ("POST", "/api/claims"), ("POST", "/api/policy/transfer"),
 ]  # fmt: skip
 SCAN_PATHS = [".env", "wp-admin/", "wp-login.php", "phpmyadmin/", ".git/config", "admin/config.php", "server-status",
@@ -212,7 +212,7 @@ def _attack_day(rec: Recorder, cast: Cast, day_ms: int, label_day: str) -> list[
     # account takeover: a known account, someone else's phone and network, at night for this person
     victim, habit = pick(mini)
     thief = _attacker(rng)
-    hour = (habit.hours[0] + 12) % 24
+    hour = max(range(24), key=lambda h: (min(min(abs(h - u), 24 - abs(h - u)) for u in habit.hours), -h))
     ms = _start_at(rng, day_ms, hour)
     ms = _login(rec, victim, ms, thief.ip, typo=rng.random() < 0.5)
     taken = _as(victim, thief, thief.ip)

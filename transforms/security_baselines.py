@@ -88,7 +88,7 @@ class BaselineConfig:
     baseline_days: int = 28
     min_history_days: int = 3  # active baseline days an entity needs to be judged against itself
     min_population: int = 20  # entity-days the population needs to serve as a fallback
-    sigma_floor: float = 0.5  # in log(1 + count) units: a flat history does not make every change huge
+    sigma_floor: float = 0.4  # in log(1 + count) units: a flat history does not make every change huge
     retention_days: int = 180
     login_markers: tuple[str, ...] = ("login", "signin", "sign-in", "auth", "token", "otp")
     # Paths an account takeover goes for (a prefix match on the path without its query).
@@ -253,13 +253,15 @@ class Scored:
     value: int
     baseline: float  # the typical count: exp(median of log(1 + count)) - 1
     z: float  # robust z of log(1 + value)
-    own_days: int  # its own active baseline days; 0: against the population's, -1: the day's own crowd
+    own_days: int  # its own active baseline days; 0: the population's; -1: the day's crowd; -2: a prior
 
     @property
     def against(self) -> str:
         if self.own_days > 0:
             return f"its own {self.own_days} active days"
-        return "the population's baseline" if self.own_days == 0 else "the day's population (no history yet)"
+        if self.own_days == 0:
+            return "the population's baseline"
+        return "the day's population (no history yet)" if self.own_days == -1 else "a prior of 1 (too few to learn from)"
 
 
 def robust_scores(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: BaselineConfig, kind: str, metric: str,
@@ -269,7 +271,8 @@ def robust_scores(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Baseli
     The baseline is the median and MAD of log(1 + metric) over the entity's baseline days on which
     the metric was above zero (its typical active day); an entity with fewer than
     `min_history_days` such days is compared with the population of its kind over the same days.
-    Without either, the entity is not scored (no baseline, no claim)."""
+    Without history, the day's own population serves (robustly); when too few entities do this
+    at all, a prior of one a day, so only the count floors of the detectors stand."""
     if metric not in METRICS or kind not in ENTITY_KINDS:
         raise ValueError(f"unknown metric {kind}.{metric}")
     lo, hi = window.first_baseline_day, window.day
@@ -301,8 +304,8 @@ def robust_scores(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Baseli
             centre, spread, own = float(pop_med), float(pop_mad), 0
         elif day_n and day_n >= cfg.min_population:  # no history yet: the day's own crowd, robustly
             centre, spread, own = float(day_med), float(day_mad), -1
-        else:
-            continue
+        else:  # too few entities do this at all to learn from: against a prior of one a day
+            centre, spread, own = math.log(2), 0.0, -2
         z = (math.log1p(value) - centre) / max(MAD_TO_SIGMA * spread, cfg.sigma_floor)
         scored.append(Scored(entity, int(value), round(math.expm1(centre), 1), round(z, 2), own))
     return scored
