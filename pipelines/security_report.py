@@ -280,7 +280,7 @@ def render_report(report_day: ReportDay, window: DayWindow, result: DayReport, t
         "Subjects and devices are pseudonyms, masked on display (R5). A score of 1.0 is just over a detector's "
         "line, on every detector; findings that share an account, device, IP prefix or path are one incident.</p>"
         f'<div class="cards">{cards}</div>'
-        f"<h2>The day against its baseline</h2>{hourly_chart(result.hourly)}"
+        f"<h2>The day against its baseline</h2>{hourly_chart(result.hourly if sources.get('events') else [])}"
         f"<h2>Detectors</h2>{per_detector}"
         f"<h2>Top findings</h2>{top_html}"
         f"<h2>All findings ({len(result.anomalies)})</h2>{rest}"

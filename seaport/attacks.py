@@ -209,8 +209,9 @@ def _attack_day(rec: Recorder, cast: Cast, day_ms: int, label_day: str) -> list[
         rec.access(ms, ip, "POST", "/api/login", 401, user_agent="python-requests/2.31.0", openid=victim.openid)
     scenarios.append(Scenario("brute_force", False, label_day, ips=[ip], openids=[str(victim.openid)]))
 
-    # account takeover: a known account, someone else's phone and network, at night for this person
-    victim, habit = pick(mini)
+    # account takeover: a known account (a regular: its history is what tells), someone else's phone
+    # and network, at the hour farthest from its habits
+    victim, habit = pick([(v, h) for v, h in mini if v.activity >= 0.9] or mini)
     thief = _attacker(rng)
     hour = max(range(24), key=lambda h: (min(min(abs(h - u), 24 - abs(h - u)) for u in habit.hours), -h))
     ms = _start_at(rng, day_ms, hour)
