@@ -163,3 +163,15 @@ def test_store_locked_by_another_process_is_one_line_error(tmp_path: Path, capsy
 def test_missing_warehouse_is_one_line_error(tmp_path: Path, capsys) -> None:
     assert run_report(tmp_path / "nowhere") == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_report_renders_in_headless_chromium_without_console_errors(attacked_warehouse: dict, browser) -> None:
+    warehouse = attacked_warehouse["warehouse"]
+    assert run_report(warehouse) == 0
+    page = warehouse / "reports" / f"security-{DAY.isoformat()}.html"
+    browser.get(page.as_uri())
+    assert browser.title == f"Security anomalies — {DAY.isoformat()}"
+    findings = browser.find_elements("css selector", "li.finding")
+    assert len(findings) == 1 and "brute_force" in findings[0].text and attacked_warehouse["attacker"] in findings[0].text
+    assert browser.find_elements("css selector", "svg polyline")  # the day against its baseline
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

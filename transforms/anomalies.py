@@ -112,6 +112,18 @@ def _entity_row(ctx: DayContext, kind: str, entity: str, *metrics: str) -> tuple
     return tuple(0 if v is None else v for v in rows[0]) if rows else (0,) * len(metrics)
 
 
+def _entity_rows(ctx: DayContext, kind: str, entities: list[str], *metrics: str) -> dict[str, tuple]:
+    """Day D's `metrics` of many entities of `kind` in one query."""
+    if not entities:
+        return {}
+    rows = ctx.rows(
+        f"""SELECT entity, {', '.join(f'coalesce({m}, 0)' for m in metrics)} FROM security_entity_days
+            WHERE day = ? AND entity_kind = ? AND entity IN (SELECT unnest(?))""",
+        [ctx.window.day, kind, entities],
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
 def _baseline_words(s: Scored) -> str:
     return f"typical {s.baseline:g} ({s.against}), robust z {s.z:g}"
 
@@ -125,10 +137,13 @@ def detect_login_abuse_by_prefix(ctx: DayContext) -> list[Anomaly]:
     Spraying"; AppSensor AE2."""
     cfg = ctx.cfg
     found = []
-    for s in robust_scores(ctx.con, ctx.window, cfg, "ip_prefix", "login_fail", cfg.min_failed_logins):
-        ok, accounts = _entity_row(ctx, "ip_prefix", s.entity, "login_ok", "fail_accounts")
+    scored = [s for s in robust_scores(ctx.con, ctx.window, cfg, "ip_prefix", "login_fail", cfg.min_failed_logins)
+              if s.z >= cfg.z_threshold]  # fmt: skip
+    known = _entity_rows(ctx, "ip_prefix", [s.entity for s in scored], "login_ok", "fail_accounts")
+    for s in scored:
+        ok, accounts = known.get(s.entity, (0, 0))
         ratio = s.value / (s.value + ok)
-        if s.z < cfg.z_threshold or ratio < cfg.min_failure_ratio:
+        if ratio < cfg.min_failure_ratio:
             continue
         ctx.flagged_prefixes.add(s.entity)
         targeted = [r[0] for r in ctx.rows(
@@ -170,10 +185,13 @@ def detect_brute_force_by_account(ctx: DayContext) -> list[Anomaly]:
     Sentinel "Brute force attack against user credentials"; AppSensor AE2."""
     cfg = ctx.cfg
     found = []
-    for s in robust_scores(ctx.con, ctx.window, cfg, "subject", "login_fail", cfg.min_failed_logins):
-        (ok,) = _entity_row(ctx, "subject", s.entity, "login_ok")
+    scored = [s for s in robust_scores(ctx.con, ctx.window, cfg, "subject", "login_fail", cfg.min_failed_logins)
+              if s.z >= cfg.z_threshold]  # fmt: skip
+    known = _entity_rows(ctx, "subject", [s.entity for s in scored], "login_ok")
+    for s in scored:
+        (ok,) = known.get(s.entity, (0,))
         ratio = s.value / (s.value + ok)
-        if s.z < cfg.z_threshold or ratio < cfg.min_failure_ratio:
+        if ratio < cfg.min_failure_ratio:
             continue
         prefixes = [r[0] for r in ctx.rows(
             """SELECT prefix FROM day_events WHERE login_fail AND subject = ? AND prefix IS NOT NULL
@@ -275,55 +293,52 @@ def detect_account_takeover(ctx: DayContext) -> list[Anomaly]:
     `auth_rare_source_ip_for_a_user` and `auth_rare_hour_for_a_user`; Sentinel UEBA first-time
     device and location; AppSensor "unexpected behaviour" followed by sensitive actions."""
     cfg, w = ctx.cfg, ctx.window
+    # one query for every candidate: the new links, the usual hours, the day's requests from new prefixes
     candidates = ctx.rows(
         """WITH today AS (SELECT subject, link_kind, value FROM security_subject_links WHERE day = ?),
                 hist AS (SELECT subject, link_kind, value, day FROM security_subject_links
                          WHERE day >= ? AND day < ? AND subject IN (SELECT subject FROM today)),
                 history AS (SELECT subject, count(DISTINCT day) AS days FROM hist GROUP BY subject),
                 new AS (SELECT t.* FROM today t ANTI JOIN hist h
-                        ON t.subject = h.subject AND t.link_kind = h.link_kind AND t.value = h.value)
-           SELECT n.subject,
-                  list(DISTINCT n.value ORDER BY n.value) FILTER (n.link_kind = 'ip_prefix'),
-                  list(DISTINCT n.value ORDER BY n.value) FILTER (n.link_kind IN ('device', 'agent')),
-                  list(DISTINCT n.value ORDER BY n.value) FILTER (n.link_kind = 'device')
-           FROM new n JOIN history USING (subject) WHERE history.days >= ?
-           GROUP BY n.subject
-           HAVING count(*) FILTER (n.link_kind = 'ip_prefix') > 0
-              AND count(*) FILTER (n.link_kind IN ('device', 'agent')) > 0
-           ORDER BY n.subject""",
+                        ON t.subject = h.subject AND t.link_kind = h.link_kind AND t.value = h.value),
+                cand AS (
+                    SELECT n.subject,
+                           list(DISTINCT n.value ORDER BY n.value) FILTER (n.link_kind = 'ip_prefix') AS prefixes,
+                           count(DISTINCT n.value) FILTER (n.link_kind IN ('device', 'agent')) AS clients,
+                           list(DISTINCT n.value ORDER BY n.value) FILTER (n.link_kind = 'device') AS devices
+                    FROM new n JOIN history USING (subject) WHERE history.days >= ?
+                    GROUP BY n.subject
+                    HAVING count(*) FILTER (n.link_kind = 'ip_prefix') > 0
+                       AND count(*) FILTER (n.link_kind IN ('device', 'agent')) > 0),
+                acts AS (
+                    SELECT e.subject, min(e.hour) AS first_hour, count(*) FILTER (e.sensitive) AS sensitive,
+                           list(DISTINCT e.path ORDER BY e.path) FILTER (e.sensitive) AS paths,
+                           arg_min(e.prefix, e.event_time) FILTER (e.sensitive) AS prefix
+                    FROM day_events e JOIN cand c ON e.subject = c.subject AND list_contains(c.prefixes, e.prefix)
+                    GROUP BY e.subject HAVING count(*) FILTER (e.sensitive) > 0),
+                usual AS (
+                    SELECT subject, list(DISTINCT value::INTEGER ORDER BY value::INTEGER) AS hours FROM hist
+                    WHERE link_kind = 'hour' AND subject IN (SELECT subject FROM acts) GROUP BY subject)
+           SELECT c.subject, c.prefixes, c.clients, c.devices, a.first_hour, a.sensitive, a.paths, a.prefix,
+                  coalesce(u.hours, [])
+           FROM cand c JOIN acts a USING (subject) LEFT JOIN usual u USING (subject) ORDER BY c.subject""",
         [w.day, w.first_baseline_day, w.day, cfg.min_history_days],
     )
     found = []
-    for subject, new_prefixes, new_clients, new_devices in candidates:
-        usual = sorted(
-            int(v)
-            for (v,) in ctx.rows(
-                """SELECT DISTINCT value FROM security_subject_links
-                   WHERE subject = ? AND link_kind = 'hour' AND day >= ? AND day < ?""",
-                [subject, w.first_baseline_day, w.day],
-            )
-        )
-        [(first_hour, sensitive, paths)] = ctx.rows(
-            """SELECT min(hour), count(*) FILTER (sensitive),
-                      list(DISTINCT path ORDER BY path) FILTER (sensitive)
-               FROM day_events WHERE subject = ? AND prefix IN (SELECT unnest(?))""",
-            [subject, new_prefixes],
-        )
-        if first_hour is None:
-            continue
+    for subject, new_prefixes, new_clients, new_devices, first_hour, sensitive, paths, where, usual in candidates:
         distance = _circular_distance(first_hour, usual)
-        if distance < cfg.unusual_hour_distance or not sensitive:
+        if distance < cfg.unusual_hour_distance:
             continue
         strength = distance + min(sensitive, 10)
         evidence = (
-            f"seen from a new IP prefix ({new_prefixes[0]}) and a new device or client at {first_hour:02d}h, "
+            f"seen from a new IP prefix ({where}) and a new device or client at {first_hour:02d}h, "
             f"{distance} h from any hour it used in its baseline (usual: {', '.join(f'{h:02d}' for h in usual)}), "
             f"then {sensitive} sensitive request(s): {', '.join(paths or [])}"
         )
         details: dict[str, Any] = {
-            "detector": "account_takeover", "ip_prefix": new_prefixes[0], "new_ip_prefixes": new_prefixes,
+            "detector": "account_takeover", "ip_prefix": where, "new_ip_prefixes": new_prefixes,
             "hour": first_hour, "usual_hours": usual, "hour_distance": distance, "sensitive_requests": sensitive,
-            "sensitive_paths": paths or [], "new_clients": len(new_clients), "evidence": evidence,
+            "sensitive_paths": paths or [], "new_clients": new_clients, "evidence": evidence,
         }  # fmt: skip
         if new_devices:
             details["device_pseudonym"] = new_devices[0]
@@ -390,17 +405,25 @@ def detect_automation(ctx: DayContext) -> list[Anomaly]:
         hot = sorted(e for e in set(volume) | set(pages) if max(
             volume[e].z if e in volume else 0, pages[e].z if e in pages else 0) >= cfg.z_threshold)  # fmt: skip
         source = "beacon" if kind == "device" else "access"
-        for entity in hot:
-            [(requests, beacons, distinct, gaps, cv)] = ctx.rows(
-                f"""WITH mine AS (SELECT * FROM day_events WHERE {column} = ?),
-                        gaps AS (SELECT epoch(event_time) - lag(epoch(event_time)) OVER (ORDER BY event_time) AS gap
-                                 FROM mine WHERE source = ?)
-                    SELECT (SELECT count(*) FROM mine WHERE source = ?),
-                           (SELECT count(*) FROM mine WHERE source = 'beacon'),
-                           (SELECT count(DISTINCT path) FROM mine WHERE source = ?),
-                           count(gap), stddev_pop(gap) / nullif(avg(gap), 0) FROM gaps""",
-                [entity, source, source, source],
+        measured = {
+            r[0]: r[1:]
+            for r in ctx.rows(
+                f"""WITH mine AS (SELECT {column} AS entity, source, path, event_time FROM day_events
+                                  WHERE {column} IN (SELECT unnest(?))),
+                        gaps AS (SELECT entity, epoch(event_time) - lag(epoch(event_time))
+                                     OVER (PARTITION BY entity ORDER BY event_time) AS gap
+                                 FROM mine WHERE source = ?),
+                        cadence AS (SELECT entity, count(gap) AS gaps, stddev_pop(gap) / nullif(avg(gap), 0) AS cv
+                                    FROM gaps GROUP BY entity)
+                    SELECT entity, count(*) FILTER (source = ?), count(*) FILTER (source = 'beacon'),
+                           count(DISTINCT path) FILTER (source = ?), any_value(c.gaps), any_value(c.cv)
+                    FROM mine LEFT JOIN cadence c USING (entity) GROUP BY entity""",
+                [hot, source, source, source],
             )
+        } if hot else {}  # fmt: skip
+        for entity in hot:
+            requests, beacons, distinct, gaps, cv = measured[entity]
+            gaps = gaps or 0
             regular = gaps >= cfg.min_cadence_gaps and cv is not None and cv <= cfg.max_cadence_cv
             silent = kind == "ip_prefix" and beacons <= cfg.max_beacon_share * requests
             if not (regular or silent):
