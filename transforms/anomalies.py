@@ -310,11 +310,12 @@ def detect_account_takeover(ctx: DayContext) -> list[Anomaly]:
                     GROUP BY n.subject
                     HAVING count(*) FILTER (n.link_kind = 'ip_prefix') > 0
                        AND count(*) FILTER (n.link_kind IN ('device', 'agent')) > 0),
+                cand_prefix AS (SELECT subject, unnest(prefixes) AS prefix FROM cand),
                 acts AS (
                     SELECT e.subject, min(e.hour) AS first_hour, count(*) FILTER (e.sensitive) AS sensitive,
                            list(DISTINCT e.path ORDER BY e.path) FILTER (e.sensitive) AS paths,
                            arg_min(e.prefix, e.event_time) FILTER (e.sensitive) AS prefix
-                    FROM day_events e JOIN cand c ON e.subject = c.subject AND list_contains(c.prefixes, e.prefix)
+                    FROM day_events e JOIN cand_prefix c ON e.subject = c.subject AND e.prefix = c.prefix
                     GROUP BY e.subject HAVING count(*) FILTER (e.sensitive) > 0),
                 usual AS (
                     SELECT subject, list(DISTINCT value::INTEGER ORDER BY value::INTEGER) AS hours FROM hist
@@ -514,7 +515,7 @@ def detect_error_spikes(ctx: DayContext) -> list[Anomaly]:
         return (errors + 100 * site_rate) / (requests + 100)  # shrunk towards the site's rate
 
     lams = [max(requests * rate(path), 0.05) for path, _, requests, _ in windows]
-    pvalues = [float(poisson.sf(e - 1, lam)) for (_, _, _, e), lam in zip(windows, lams, strict=True)]
+    pvalues = [float(p) for p in poisson.sf([e - 1 for *_, e in windows], lams)]
     adjusted = false_discovery_control(pvalues) if len(pvalues) > 1 else pvalues
     hits: dict[str, list[tuple[int, int, int, float, float]]] = defaultdict(list)
     for (path, slot, requests, errors), lam, p in zip(windows, lams, adjusted, strict=True):
