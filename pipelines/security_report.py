@@ -258,7 +258,7 @@ def render_report(report_day: ReportDay, window: DayWindow, result: DayReport, t
         related = a.details.get("related", [])
         cards_html.append(
             f'<li class="finding"><b>{rank}. {esc(a.kind)}</b> — score {a.score:.2f} — {esc(_entities_text(a))}'
-            f'<p>{esc(a.details.get("evidence", ""))}</p>'
+            f"<p>{esc(a.details.get('evidence', ''))}</p>"
             + (f'<p class="note">merged: {esc(", ".join(r["kind"] for r in related))}</p>' if related else "")
             + "</li>"
         )

@@ -31,7 +31,6 @@ from pathlib import Path
 from seaport.errors import SeaportError
 from seaport.simulate import (
     CHINA_FIRST_OCTETS,
-    DAY,
     HOUR,
     HOURLY_WEIGHTS,
     MINUTE,

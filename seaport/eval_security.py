@@ -243,7 +243,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("what", choices=["security"], help="what to evaluate (only `security` exists)")
     parser.add_argument("--users", type=positive_int, default=700, help="visitors (default: %(default)s)")
-    parser.add_argument("--days", type=positive_int, default=9, help="days, the last one attacked (default: %(default)s)")
+    parser.add_argument(
+        "--days", type=positive_int, default=9, help="days, the last one attacked (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, help="one seed (default: --seeds)")
     parser.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="seeds, e.g. 1,2,3 (default: 1,2,3)")
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 11, 16), metavar="YYYY-MM-DD",
@@ -272,6 +274,11 @@ def run(args: argparse.Namespace) -> int:
         last = max(dt.date.fromisoformat(s.day) for s in scenarios)
         days = [last - dt.timedelta(days=d) for d in reversed(range(args.days))]
         results = [evaluate_warehouse(args.warehouse, scenarios, days, pseudonymizer)]
+        from seaport import trail  # R12: it read the security store and used the key
+
+        trail.record(
+            args.warehouse, "eval", {"days": args.days, "labels": "(given)"}, "ok", key_id=pseudonymizer.key_id
+        )
     else:
         if args.days < 2 or args.users < 50:
             raise SeaportError("--days must be at least 2 and --users at least 50")

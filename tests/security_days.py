@@ -135,7 +135,9 @@ class Store:
         )
         self.n += len(rows)
         self.con.register("staged", table)
-        self.con.execute("INSERT INTO security_events BY NAME SELECT *, 'v1' AS policy_version, 'k1' AS key_id FROM staged")
+        self.con.execute(
+            "INSERT INTO security_events BY NAME SELECT *, 'v1' AS policy_version, 'k1' AS key_id FROM staged"
+        )
         self.con.unregister("staged")
 
     def context(self, day: dt.date = ATTACK_DAY, cfg: DetectorConfig | None = None) -> DayContext:

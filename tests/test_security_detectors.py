@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.security_days import ATTACK_DAY, Ev, Person, Store, Town, at, kinds, prefix, pseudonym
+from tests.security_days import ATTACK_DAY, Ev, Person, Store, Town, at, prefix, pseudonym
 from transforms.anomalies import (
     DetectorConfig,
     detect_account_takeover,
@@ -64,9 +64,7 @@ def test_brute_force_from_one_prefix_not_an_office_enrolling(store: Store, town:
         rows += [login(t, staff, office, "200"), login(t, staff, office, "200")]
     store.add(rows)
     found = detect_login_abuse_by_prefix(store.context())
-    assert [(a.kind, a.details["ip_prefix"], a.subject_pseudonym) for a in found] == [
-        ("brute_force", attacker, victim)
-    ]
+    assert [(a.kind, a.details["ip_prefix"], a.subject_pseudonym) for a in found] == [("brute_force", attacker, victim)]
     assert found[0].details["failed_logins"] == 80 and found[0].score >= 1
     assert "80 failed logins" in found[0].details["evidence"]
 
@@ -77,7 +75,9 @@ def test_password_spraying_many_accounts_from_one_prefix(store: Store) -> None:
     store.add([login(at(D, 14, i // 2), pseudonym(rng), sprayer, "401") for i in range(70)])
     [found] = detect_login_abuse_by_prefix(store.context())
     assert (found.kind, found.details["ip_prefix"], found.details["accounts_tried"]) == (
-        "password_spraying", sprayer, 70
+        "password_spraying",
+        sprayer,
+        70,
     )
     assert found.subject_pseudonym is None and len(found.details["subject_pseudonyms"]) == 20
 
@@ -148,7 +148,9 @@ def test_many_accounts_on_one_device_not_a_family_phone(store: Store) -> None:
     store.add(rows)
     [found] = detect_many_accounts_on_device(store.context())
     assert (found.kind, found.details["device_pseudonym"], found.details["accounts"]) == (
-        "many_accounts_one_device", farm, 20
+        "many_accounts_one_device",
+        farm,
+        20,
     )
 
 

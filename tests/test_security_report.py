@@ -28,6 +28,7 @@ def rng() -> random.Random:
 
 # --- the pipeline, on a real DuckDB warehouse -------------------------------------------------------
 
+
 @pytest.fixture
 def attacked_warehouse(tmp_path: Path, rng: random.Random) -> dict:
     """Seven quiet days, then a day with a planted brute force and scan carrying raw-IP canaries."""
@@ -172,6 +173,8 @@ def test_report_renders_in_headless_chromium_without_console_errors(attacked_war
     browser.get(page.as_uri())
     assert browser.title == f"Security anomalies — {DAY.isoformat()}"
     findings = browser.find_elements("css selector", "li.finding")
-    assert len(findings) == 1 and "brute_force" in findings[0].text and attacked_warehouse["attacker"] in findings[0].text
+    assert (
+        len(findings) == 1 and "brute_force" in findings[0].text and attacked_warehouse["attacker"] in findings[0].text
+    )
     assert browser.find_elements("css selector", "svg polyline")  # the day against its baseline
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

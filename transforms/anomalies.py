@@ -117,7 +117,7 @@ def _entity_rows(ctx: DayContext, kind: str, entities: list[str], *metrics: str)
     if not entities:
         return {}
     rows = ctx.rows(
-        f"""SELECT entity, {', '.join(f'coalesce({m}, 0)' for m in metrics)} FROM security_entity_days
+        f"""SELECT entity, {", ".join(f"coalesce({m}, 0)" for m in metrics)} FROM security_entity_days
             WHERE day = ? AND entity_kind = ? AND entity IN (SELECT unnest(?))""",
         [ctx.window.day, kind, entities],
     )
@@ -611,7 +611,8 @@ def merge_incidents(findings: Iterable[Anomaly]) -> list[Anomaly]:
             {"kind": o.kind, "score": o.score, "evidence": o.details.get("evidence", "")} for o in others
         ]
         details["evidence"] = "; ".join(
-            [str(lead.details.get("evidence", ""))] + [f"also {o.kind}: {o.details.get('evidence', '')}" for o in others]
+            [str(lead.details.get("evidence", ""))]
+            + [f"also {o.kind}: {o.details.get('evidence', '')}" for o in others]
         )
         merged.append(replace(lead, details=details))
     return worst_first(merged)

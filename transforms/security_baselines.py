@@ -261,7 +261,9 @@ class Scored:
             return f"its own {self.own_days} active days"
         if self.own_days == 0:
             return "the population's baseline"
-        return "the day's population (no history yet)" if self.own_days == -1 else "a prior of 1 (too few to learn from)"
+        return (
+            "the day's population (no history yet)" if self.own_days == -1 else "a prior of 1 (too few to learn from)"
+        )
 
 
 def robust_scores(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: BaselineConfig, kind: str, metric: str,
