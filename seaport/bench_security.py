@@ -33,19 +33,24 @@ def build_store(path: Path, events: int, baseline_days: int = 28) -> None:
     for offset, day in enumerate((DAY - dt.timedelta(days=1), DAY)):
         start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone(dt.timedelta(hours=8)))
         # activity is heavy-tailed: subject k is drawn with weight ~ 1/k (Zipf-like via exp of a uniform)
+        # activity is heavy-tailed (subject k drawn with weight ~ 1/k); each subject keeps its own
+        # device and home prefix, with one request in twenty from a mobile address elsewhere
         con.execute(
             f"""INSERT INTO security_events
+            WITH draws AS (SELECT i, (floor(exp(random() * ln(300000))))::BIGINT AS s, random() AS r
+                           FROM range({events}) t(i))
             SELECT 'ev-{offset}-' || i,
                    CASE WHEN i % 2 = 0 THEN 'beacon' ELSE 'access' END,
                    ?::TIMESTAMPTZ + to_microseconds((i * 86400000000 // {events})::BIGINT),
-                   'subject-' || (floor(exp(random() * ln(300000))))::BIGINT,
-                   CASE WHEN i % 2 = 0 THEN 'device-' || (floor(exp(random() * ln(250000))))::BIGINT END,
-                   '10.' || (i * 7919 % 251) || '.' || (floor(exp(random() * ln(250))))::BIGINT || '.0/24',
+                   'subject-' || s,
+                   CASE WHEN i % 2 = 0 THEN 'device-' || s END,
+                   CASE WHEN r < 0.05 THEN '10.' || (i % 251) || '.' || (i % 241) || '.0/24'
+                        ELSE '10.' || (s % 251) || '.' || (s // 251 % 256) || '.0/24' END,
                    '/page/' || (floor(exp(random() * ln(300))))::BIGINT,
                    CASE WHEN i % 2 = 0 THEN 'page_view'
                         ELSE ['200', '200', '200', '200', '200', '200', '304', '404', '401', '500'][1 + i % 10] END,
                    CASE WHEN i % 20 = 1 THEN 'POST' ELSE 'GET' END, 'Chrome 120', 'v1', 'k1'
-            FROM range({events}) t(i)""",
+            FROM draws""",
             [start],
         )
     cfg = DetectorConfig()
