@@ -67,9 +67,22 @@ if [ ! -f "$erased" ] && [ -f .seaport/traffic/"$day".erasure.requests.jsonl ]; 
   touch "$erased"
 fi
 
+attacks=.seaport/traffic/attacks-$day.jsonl
+if [ ! -f "$attacks.sent" ]; then
+  say "labelled attacks for the security report (R11): 8 quiet days of 700 users, then $day under attack"
+  $seaport simulate --attacks --users 700 --days 9 --seed "$seed" --start "$(TZ=Asia/Shanghai date -d "$day -8 days" +%F)" --out "$attacks"
+  $seaport produce --topic beacons.raw "$attacks"
+  $seaport produce --topic access_logs.raw "${attacks%.jsonl}.access_logs.raw.jsonl"
+  $seaport ingest --until-caught-up "${key_flag[@]}" --warehouse "$warehouse"
+  touch "$attacks.sent"
+fi
+
 say "security report and dashboard"
 $seaport report security --date "$day" --warehouse "$warehouse"
 $seaport dashboard --warehouse "$warehouse"
+
+say "how the detectors did on the labelled attacks of this run (the labels stay in .seaport/traffic/)"
+$seaport eval security --warehouse "$warehouse" --labels "${attacks%.jsonl}.labels.json" "${key_flag[@]}" --days 9
 
 say "audit: no personal identifier anywhere in $warehouse/"
 $seaport audit --warehouse "$warehouse"

@@ -53,6 +53,11 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "copy the de-identified aggregates to a declared partner, after an audit",
         ("analytics",),
     ),
+    "eval": (
+        "seaport.eval_security",
+        "`eval security`: the detectors' precision and recall on labelled attack scenarios",
+        ("security", "key"),
+    ),
     "audit": ("seaport.audit", "scan every file of a warehouse for personal identifiers; --trail checks the trail", ()),
     "bench": ("seaport.bench", "the throughput benchmark", ()),
     "sql": ("seaport.sql", "a read-only SQL query of the analysts' database and Parquet", ("analytics",)),

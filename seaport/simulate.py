@@ -730,6 +730,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.02,
         help="share of beacons arriving hours late (default: %(default)s)",
     )
+    parser.add_argument(
+        "--attacks",
+        action="store_true",
+        help="quiet days, then a last day of labelled attacks and legitimate look-alikes (seaport/attacks.py); "
+        "with --out the labels go to FILE's .labels.json beside it, never to Kafka",
+    )
     add_prefix_option(parser)
     add_kafka_options(parser)
 
@@ -781,13 +787,24 @@ def run(args: argparse.Namespace) -> int:
     start = args.start or datetime.now(SHANGHAI).date() - timedelta(days=1)
     if args.users * args.days >= 10_000:  # about a second per 1,500 visitor-days: say what is going on
         print(f"simulating {args.users} users over {args.days} days from {start}…", file=sys.stderr)
-    traffic = simulate(
-        args.users, args.days, args.seed, start, args.malformed_rate, args.duplicate_rate, args.late_rate
-    )
+    scenarios = None
+    if args.attacks:
+        from seaport.attacks import simulate_attacks
+
+        traffic, scenarios = simulate_attacks(args.users, args.days, args.seed, start)
+    else:
+        traffic = simulate(
+            args.users, args.days, args.seed, start, args.malformed_rate, args.duplicate_rate, args.late_rate
+        )
     if args.out is not None:
         try:
             for path, count in write_files(traffic, args.out).items():
                 print(f"{path}\t{count} lines")
+            if scenarios is not None:
+                from seaport.attacks import labels_path, write_labels
+
+                write_labels(scenarios, labels_path(args.out))
+                print(f"{labels_path(args.out)}\t{len(scenarios)} labelled scenarios")
         except OSError as e:
             raise SeaportError(f"cannot write {e.filename}: {e.strerror}") from None
         return 0
