@@ -75,7 +75,6 @@ def load_security_events(traffic: Any, warehouse: Path, pseudonymizer: Any) -> i
     warehouse's security_events. (Minors' and erased subjects' rows would be removed by ingest;
     attack traffic has neither.)"""
     import duckdb
-    import pyarrow as pa
 
     from pipelines.ingest import protect_batch
     from schemas.tables import POSITION, SECURITY_EVENTS
@@ -95,9 +94,8 @@ def load_security_events(traffic: Any, warehouse: Path, pseudonymizer: Any) -> i
             for at in range(0, len(lines), LOAD_CHUNK):
                 records = [Record(topic, partition, at + i, None, line, 0) for i, line in
                            enumerate(lines[at : at + LOAD_CHUNK])]  # fmt: skip
-                rows = protect_batch(topic, records, policy, pseudonymizer).rows.get("security", [])
-                staged = pa.Table.from_pylist(rows, schema=schema)
-                con.register("staged", staged)
+                staged = protect_batch(topic, records, policy, pseudonymizer).tables.get("security")
+                con.register("staged", staged if staged is not None else schema.empty_table())
                 con.execute(
                     """INSERT INTO security_events BY NAME SELECT * EXCLUDE (_partition, _offset) FROM staged
                        ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
