@@ -325,7 +325,9 @@ def simulate_attacks(users: int, days: int, seed: int, start: date) -> tuple[Tra
     """`days - 1` quiet days, then the attack day; deterministic. Returns the traffic and its labels."""
     if users < 50 or days < 2:
         raise SeaportError("--attacks needs at least 50 --users and 2 --days (quiet days, then the attack day)")
-    rng = random.Random(seed)
+    # Its own people: `seaport simulate --seed N` makes the same visitors from the same seed, and an
+    # attack's victim must not also be one of that traffic's visitors (run_local sends both).
+    rng = random.Random(f"attacks:{seed}")
     visitors = make_visitors(rng, users)
     for v in visitors:  # the mini-program always knows its device; keep every visitor's client stable
         if v.channel == "miniprogram" and v.device and "mac" not in v.device:

@@ -193,7 +193,7 @@ def format_evaluation(results: list[Evaluation]) -> str:
     from seaport.attacks import ATTACK_KINDS
 
     lines = []
-    header = f"{'scenario kind':<26}" + "".join(f"{'seed ' + str(r.seed):>10}" for r in results)
+    header = f"{'scenario kind':<26}" + "".join(f"{_label(r):>10}" for r in results)
     lines.append("recall per scenario kind (found/scenarios)")
     lines.append(header)
     for kind in ATTACK_KINDS:
@@ -213,12 +213,17 @@ def format_evaluation(results: list[Evaluation]) -> str:
         if r.false_kinds or r.lookalikes_flagged:
             false = ", ".join(f"{k} x{n}" for k, n in sorted(r.false_kinds.items()))
             looks = ", ".join(f"{k} x{n}" for k, n in sorted(r.lookalikes_flagged.items())) or "none"
-            lines.append(f"seed {r.seed}: false findings: {false or 'none'}; look-alikes flagged: {looks}")
+            lines.append(f"{_label(r)}: false findings: {false or 'none'}; look-alikes flagged: {looks}")
     lines.append(
         f"targets: recall >= {TARGETS['recall']} on every kind, precision >= {TARGETS['precision']}, "
         f"<= {TARGETS['false_per_quiet_day']:g} false finding per quiet day"
     )
     return "\n".join(lines)
+
+
+def _label(r: Evaluation) -> str:
+    """A column's name: the seed simulated, or the warehouse evaluated (`--warehouse`)."""
+    return "warehouse" if r.seed is None else f"seed {r.seed}"
 
 
 def _seeds(text: str) -> list[int]:

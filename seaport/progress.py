@@ -41,8 +41,10 @@ class Progress:
         self.said = self.count
         elapsed = max(time.monotonic() - self.started, 1e-9)
         done = f"{self.count:,}" + (f"/{self.total:,}" if self.total is not None else "")
-        print(f"{self.desc}: {done} {self.unit} ({self.count / elapsed:,.0f} {self.unit}/s)", file=self.stream,
-              flush=True)  # fmt: skip
+        rate = self.count / elapsed
+        # slow items (seeds, days) read better as seconds each
+        pace = f"{rate:,.0f} {self.unit}/s" if rate >= 1 or not self.count else f"{1 / rate:,.0f} s/{self.unit}"
+        print(f"{self.desc}: {done} {self.unit} ({pace})", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

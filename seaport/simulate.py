@@ -3,7 +3,8 @@
 Generates beacons (page views, clicks, page leaves, mini-program launches), access logs, consent
 changes and erasure requests for many visitors over several days, with the faults a real feed has:
 exact duplicates, late events, malformed messages of every kind, personal data leaking into query
-strings, a brute-force login and a subject roaming over many IPs. Same arguments, same bytes.
+strings. Same arguments, same bytes. Attacks, labelled, come from `--attacks` (seaport/attacks.py):
+unlabelled ones here would count as false findings in `seaport eval security`.
 
     seaport simulate --users 200 --days 1 --seed 1 --out traffic.jsonl    # one file per topic
     seaport simulate --users 200 --days 1 --bootstrap 127.0.0.1:9092      # straight to Kafka
@@ -131,7 +132,6 @@ CITIES += [("Tianjin", 3), ("Changsha", 2), ("Qingdao", 2), ("Xiamen", 2), ("Kun
 NICK_HEADS = ["小", "阿", "老", "大", "Sunny", "Leo", "Coco", "静", "晴天", "快乐的"]
 NICK_TAILS = ["明", "红", "强", "丽", "飞鱼", "猫", "橙子", "小熊", "Amy", "星星", "木木", "阳光"]
 ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-BRUTE_FORCE_UA = "python-requests/2.31.0"
 
 
 @dataclass
@@ -421,21 +421,6 @@ def record_session(rec: Recorder, v: Visitor, start_ms: int, max_pages: int = 12
         ms += rng.randrange(500, 3 * SECOND)
 
 
-def record_brute_force(rec: Recorder, day_ms: int) -> None:
-    """R11: one IP hammering the login with 401s in the small hours, for the security report."""
-    rng = rec.rng
-    ip, ms = _ip(rng), day_ms + 3 * HOUR + rng.randrange(HOUR)
-    for _ in range(rng.randrange(200, 400)):
-        ms += rng.randrange(200, 4 * SECOND)
-        rec.access(ms, ip, "POST", "/api/login", 401, user_agent=BRUTE_FORCE_UA)
-
-
-def record_roaming(rec: Recorder, v: Visitor, day_ms: int) -> None:
-    """R11: one signed-in subject seen from many IPs in a day (a shared or stolen account)."""
-    for _ in range(rec.rng.randrange(20, 30)):
-        record_session(rec, v, _visit_start(rec.rng, day_ms), max_pages=1, ip=_ip(rec.rng))
-
-
 # --- consent and erasure ----------------------------------------------------------------------------
 
 
@@ -619,7 +604,6 @@ def simulate(
     rng = random.Random(seed)
     visitors = make_visitors(rng, users)
     rec = Recorder(rng, late_rate)
-    roamer = next((v for v in visitors if v.user and v.anonymous_pages == 0), None)
     first_day_ms = _day_start_ms(start)
     for d in range(days):
         day_ms = _day_start_ms(start + timedelta(days=d))
@@ -627,9 +611,6 @@ def simulate(
             if rng.random() < v.activity:
                 for _ in range(rng.choices([1, 2, 3], [70, 22, 8])[0]):
                     record_session(rec, v, _visit_start(rng, day_ms))
-        record_brute_force(rec, day_ms)
-        if roamer is not None:
-            record_roaming(rec, roamer, day_ms)
     end_ms = _day_start_ms(start + timedelta(days=days))
     consent = consent_changes(rng, visitors, first_day_ms, end_ms)
     erasures = erasure_requests(rng, visitors, end_ms)

@@ -168,16 +168,12 @@ def test_erasure_requests_name_known_subjects(traffic: Traffic, beacons: list[Be
     assert len(requests) == 2 and all(r.subject.value in subjects for r in requests)
 
 
-def test_access_logs_hold_anomalies_for_the_security_report(access_logs: list[AccessLog]) -> None:
+def test_access_logs_are_realistic_and_hold_no_unlabelled_attack(access_logs: list[AccessLog]) -> None:
     statuses = Counter(a.status for a in access_logs)
     assert statuses[200] > statuses[404] > 0 and any(s >= 500 for s in statuses)
+    # attacks come labelled from `--attacks`; one here would be a false finding in `eval security`
     failed_logins = Counter(a.ip for a in access_logs if a.path == "/api/login" and a.status == 401)
-    assert failed_logins.most_common(1)[0][1] >= 200
-    ips_per_openid = defaultdict(set)
-    for a in access_logs:
-        if a.openid:
-            ips_per_openid[a.openid].add(a.ip)
-    assert max(len(ips) for ips in ips_per_openid.values()) >= 20
+    assert max(failed_logins.values(), default=0) < 20
 
 
 def test_fast_beacons_are_valid_unique_and_mixed() -> None:
