@@ -139,15 +139,19 @@ def load_day_events(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Base
     fails = ", ".join(f"'{s}'" for s in cfg.failed_auth_statuses if s.isdigit())
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {name} AS
-        SELECT *, login_try AND status IN ({fails or "''"}) AS login_fail, login_try AND status LIKE '2%' AS login_ok
-        FROM (SELECT source, subject_pseudonym AS subject, device_pseudonym AS device, ip_prefix AS prefix,
-                     {path_sql("page_or_path")} AS path, event_or_status AS status, method, user_agent AS agent,
-                     event_time, hour(timezone(?, event_time)) AS hour,
-                     source = 'access' AND upper(coalesce(method, '')) = 'POST'
-                       AND regexp_matches(lower({path_sql("page_or_path")}), ?) AS login_try,
-                     source = 'access' AND regexp_matches({path_sql("page_or_path")}, ?) AS sensitive
-              FROM security_events WHERE event_time >= ? AND event_time < ?)""",
+        SELECT source, subject_pseudonym AS subject, device_pseudonym AS device, ip_prefix AS prefix,
+               {path_sql("page_or_path")} AS path, event_or_status AS status, method, user_agent AS agent,
+               event_time, hour(timezone(?, event_time)) AS hour,
+               source = 'access' AND upper(coalesce(method, '')) = 'POST'
+                 AND regexp_matches(lower({path_sql("page_or_path")}), ?) AS login_try,
+               source = 'access' AND regexp_matches({path_sql("page_or_path")}, ?) AS sensitive
+        FROM security_events WHERE event_time >= ? AND event_time < ?""",
         [window.timezone, _regex_any(cfg.login_markers, False), _regex_any(cfg.sensitive_paths, True), start, end],
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {name} AS
+        SELECT *, login_try AND status IN ({fails or "''"}) AS login_fail,
+               login_try AND status LIKE '2%' AS login_ok FROM {name}"""
     )
     return int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
