@@ -4,12 +4,13 @@
 
 Steps, all inside `DIR/security.duckdb` (the day is a calendar day in `--timezone`):
 
-1. refresh the per-entity daily summaries (`transforms.security_baselines`): day D always, and the
-   baseline days (default 28) only where they are missing or their events changed;
-2. load day D's events once, with the derived columns (login attempt, sensitive path, local hour);
-3. run every detector of `transforms.anomalies` against the baselines, and merge their findings
-   into one finding per incident;
-4. publish: the day's rows of the contract table `security_anomalies` (replaced, so a re-run
+1. load day D's events once, with the derived columns (login attempt, sensitive path, local hour),
+   as the temp table `day_events`, and refresh the per-entity daily summaries from it
+   (`transforms.security_baselines.refresh_summaries`): day D always, and the baseline days
+   (default 28) only where they are missing or their events changed;
+2. run every detector of `transforms.anomalies` on `day_events` against the baselines, and merge
+   their findings into one finding per incident;
+3. publish: the day's rows of the contract table `security_anomalies` (replaced, so a re-run
    changes nothing) and `DIR/reports/security-DAY.html`, where pseudonyms are masked (R5): a
    per-detector summary, a chart of the day against its baseline, the top findings with their
    evidence in plain words, the rest in the table.
@@ -37,7 +38,7 @@ from seaport.cli import add_security_dir_option, check_timezone, positive_int
 from seaport.errors import SeaportError
 from seaport.progress import Progress
 from transforms.anomalies import Anomaly, DayContext, DetectorConfig, detect_day
-from transforms.security_baselines import DayWindow, load_day_events, refresh_summaries
+from transforms.security_baselines import DayWindow, refresh_summaries
 
 if TYPE_CHECKING:
     import duckdb
@@ -96,7 +97,7 @@ def mask_pseudonym(pseudonym: str | None) -> str:
 
 def analyse_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: DetectorConfig,
                 bar: Progress | None = None) -> DayReport:  # fmt: skip
-    """Steps 1-3 on an open store: summaries, the day's events, the detectors."""
+    """Steps 1-2 on an open store: the day's events and the summaries, then the detectors."""
     summaries = refresh_summaries(con, window, cfg)
     if bar:
         bar.update(1)
@@ -107,9 +108,7 @@ def analyse_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Detector
     )
     if not has_events:
         return DayReport([], {}, {"events": 0}, [], summaries)
-    events = load_day_events(con, window, cfg, window.day)
-    if bar:
-        bar.update(1)
+    events = int(con.execute("SELECT count(*) FROM day_events").fetchall()[0][0])  # loaded by refresh_summaries
     anomalies, per_detector = detect_day(DayContext(con, window, cfg))
     if bar:
         bar.update(1)
@@ -306,10 +305,10 @@ def report_security_day(report_day: ReportDay, cfg: DetectorConfig, top: int = D
     window = DayWindow(report_day.day, report_day.timezone, cfg.baseline_days)
     con = _connect(report_day.database, read_only=False)
     try:
-        with Progress(f"security report of {report_day.day}", total=4, unit="step") as bar:
+        with Progress(f"security report of {report_day.day}", total=3, unit="step") as bar:
             result = analyse_day(con, window, cfg, bar)
             publish(con, report_day, window, result, top)
-            bar.update(4 - bar.count)
+            bar.update(3 - bar.count)
     except SeaportError:
         raise
     except Exception as e:

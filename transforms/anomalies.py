@@ -293,9 +293,12 @@ def detect_account_takeover(ctx: DayContext) -> list[Anomaly]:
     `auth_rare_source_ip_for_a_user` and `auth_rare_hour_for_a_user`; Sentinel UEBA first-time
     device and location; AppSensor "unexpected behaviour" followed by sensitive actions."""
     cfg, w = ctx.cfg, ctx.window
-    # one query for every candidate: the new links, the usual hours, the day's requests from new prefixes
+    # one query for every candidate: the new links, the usual hours, the day's requests from new prefixes.
+    # Only accounts with a sensitive request today can qualify, so only their links are read.
     candidates = ctx.rows(
-        """WITH today AS (SELECT subject, link_kind, value FROM security_subject_links WHERE day = ?),
+        """WITH sensitive AS (SELECT DISTINCT subject FROM day_events WHERE sensitive AND subject IS NOT NULL),
+                today AS (SELECT subject, link_kind, value FROM security_subject_links
+                          WHERE day = ? AND subject IN (SELECT subject FROM sensitive)),
                 hist AS (SELECT subject, link_kind, value, day FROM security_subject_links
                          WHERE day >= ? AND day < ? AND subject IN (SELECT subject FROM today)),
                 history AS (SELECT subject, count(DISTINCT day) AS days FROM hist GROUP BY subject),

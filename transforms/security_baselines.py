@@ -156,9 +156,17 @@ def load_day_events(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Base
     return int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
 
-def summarize_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: BaselineConfig, day: dt.date) -> int:
-    """(Re)write one day's summaries from its events; returns the day's event count."""
-    events = load_day_events(con, window, cfg, day, "summary_events")
+def summarize_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: BaselineConfig, day: dt.date,
+                  loaded: str | None = None) -> int:  # fmt: skip
+    """(Re)write one day's summaries from its events; returns the day's event count.
+
+    `loaded` names a temp table that already holds the day's events (`load_day_events`), which
+    is then read instead of loading them again, and kept."""
+    events_table = loaded or "summary_events"
+    if loaded:
+        events = int(con.execute(f"SELECT count(*) FROM {events_table}").fetchall()[0][0])
+    else:
+        events = load_day_events(con, window, cfg, day, events_table)
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("security_entity_days", "security_subject_links"):
@@ -169,7 +177,7 @@ def summarize_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Baseli
             con.execute(
                 f"""INSERT INTO security_entity_days BY NAME
                     SELECT ?::DATE AS day, ? AS entity_kind, {column} AS entity, {selects}
-                    FROM summary_events WHERE {column} IS NOT NULL AND {column} <> '' GROUP BY {column}""",
+                    FROM {events_table} WHERE {column} IS NOT NULL AND {column} <> '' GROUP BY {column}""",
                 [day, kind],
             )
         site = ("events", "access", "login_fail", "login_ok", "fail_accounts", "errors_5xx", "subjects", "prefixes")
@@ -177,11 +185,11 @@ def summarize_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Baseli
         con.execute(
             f"""INSERT INTO security_entity_days BY NAME
                 SELECT ?::DATE AS day, 'site' AS entity_kind, lpad(hour::VARCHAR, 2, '0') AS entity, {selects}
-                FROM summary_events GROUP BY hour""",
+                FROM {events_table} GROUP BY hour""",
             [day],
         )
         links = " UNION ".join(
-            f"SELECT DISTINCT subject, '{kind}' AS link_kind, {expr} AS value FROM summary_events "
+            f"SELECT DISTINCT subject, '{kind}' AS link_kind, {expr} AS value FROM {events_table} "
             f"WHERE subject IS NOT NULL AND {expr} IS NOT NULL"
             for kind, expr in LINK_KINDS.items()
         )
@@ -193,7 +201,8 @@ def summarize_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Baseli
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    con.execute("DROP TABLE IF EXISTS summary_events")
+    if not loaded:
+        con.execute(f"DROP TABLE IF EXISTS {events_table}")
     return events
 
 
@@ -216,7 +225,9 @@ def refresh_summaries(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Ba
     """Summaries of day D (always) and of the baseline days that are missing or stale.
 
     A baseline day is stale when its number of events differs from the one it was summarized
-    from. A day whose events are all gone (retention) keeps its summary: it is all that is left."""
+    from. A day whose events are all gone (retention) keeps its summary: it is all that is left.
+    Day D's events are loaded once, as the temp table `day_events` the detectors read, and
+    summarized from there."""
     con.execute(SUMMARY_DDL)
     forget_blocked_subjects(con)
     first, end = window.bounds(window.first_baseline_day)[0], window.bounds()[1]
@@ -230,14 +241,16 @@ def refresh_summaries(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Ba
         counts = {d: int(n) for d, n in rows}
     stored = dict(con.execute("SELECT day, events FROM security_summary_days").fetchall())
     done = {"summarized": 0, "reused": 0}
-    for day in [*window.baseline(), window.day]:
+    for day in window.baseline():
         n = counts.get(day, 0)
-        if day != window.day and (n == 0 or stored.get(day) == n):
+        if n == 0 or stored.get(day) == n:
             done["reused"] += day in stored
             continue
-        if day == window.day and not _has_table(con, "security_events"):
-            continue
         summarize_day(con, window, cfg, day)
+        done["summarized"] += 1
+    if _has_table(con, "security_events"):
+        load_day_events(con, window, cfg, window.day)
+        summarize_day(con, window, cfg, window.day, loaded="day_events")
         done["summarized"] += 1
     oldest = window.day - dt.timedelta(days=max(cfg.retention_days, window.baseline_days))
     for table in ("security_entity_days", "security_subject_links", "security_summary_days"):
