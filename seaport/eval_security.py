@@ -135,6 +135,8 @@ def finding_entities(kind: str, subject: str | None, details: dict[str, Any]) ->
     named |= {("subject", str(s)) for s in details.get("subject_pseudonyms", [])}
     if subject:
         named.add(("subject", subject))
+    for related in details.get("related", []):  # the findings merged into this incident
+        named |= finding_entities(related.get("kind", ""), related.get("subject_pseudonym"), related)
     return named
 
 
@@ -174,13 +176,15 @@ def evaluate_warehouse(warehouse: Path, scenarios: list[Any], days: list[dt.date
 
 def evaluate_seed(users: int, days: int, seed: int, start: dt.date) -> Evaluation:
     """Simulate, load, report and compare for one seed, in a temporary warehouse."""
-    import os
+    import hashlib
 
     from seaport.attacks import simulate_attacks
     from transforms.pseudonyms import Pseudonymizer
 
     traffic, scenarios = simulate_attacks(users, days, seed, start)
-    pseudonymizer = Pseudonymizer(os.urandom(32))  # throw-away: nothing outlives the run
+    # Throw-away (nothing outlives the run), and the seed's own: which subjects a finding lists,
+    # and so which findings merge, follows the pseudonyms' order; one seed, one figure.
+    pseudonymizer = Pseudonymizer(hashlib.sha256(f"seaport eval security {seed}".encode()).digest())
     with tempfile.TemporaryDirectory(prefix="seaport-eval-") as tmp:
         warehouse = Path(tmp)
         load_security_events(traffic, warehouse, pseudonymizer)

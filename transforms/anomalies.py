@@ -317,7 +317,7 @@ def detect_account_takeover(ctx: DayContext) -> list[Anomaly]:
                 acts AS (
                     SELECT e.subject, min(e.hour) AS first_hour, count(*) FILTER (e.sensitive) AS sensitive,
                            list(DISTINCT e.path ORDER BY e.path) FILTER (e.sensitive) AS paths,
-                           arg_min(e.prefix, e.event_time) FILTER (e.sensitive) AS prefix
+                           arg_min(e.prefix, (e.event_time, e.prefix)) FILTER (e.sensitive) AS prefix
                     FROM day_events e JOIN cand_prefix c ON e.subject = c.subject AND e.prefix = c.prefix
                     GROUP BY e.subject HAVING count(*) FILTER (e.sensitive) > 0),
                 usual AS (
@@ -610,9 +610,12 @@ def merge_incidents(findings: Iterable[Anomaly]) -> list[Anomaly]:
             subjects.add(lead.subject_pseudonym)
         details = {k: v for k, v in details.items() if v is not None}
         details["subject_pseudonyms"] = sorted(subjects)[:MAX_LISTED]
+        # each merged finding keeps the entities it named itself (the lists above are cut short)
         details["related"] = [
-            {"kind": o.kind, "score": o.score, "evidence": o.details.get("evidence", "")} for o in others
-        ]
+            {"kind": o.kind, "score": o.score, **{k: o.details[k] for k in ENTITY_KEYS if o.details.get(k)},
+             "subject_pseudonym": o.subject_pseudonym, "evidence": o.details.get("evidence", "")}
+            for o in others
+        ]  # fmt: skip
         details["evidence"] = "; ".join(
             [str(lead.details.get("evidence", ""))]
             + [f"also {o.kind}: {o.details.get('evidence', '')}" for o in others]
