@@ -226,7 +226,9 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
 
     # the same increment, alone and on top of everything stored (its own topics, read by both)
     _progress("an increment: a later day of a few hundred visitors, into an empty warehouse and on top")
-    _produce_days(client, increment, 1, INCREMENT_USERS, args.seed + 10_000, next_day)
+    _produce_days(
+        client, increment, INCREMENT_USERS * MESSAGES_PER_VISITOR_DAY, INCREMENT_USERS, args.seed + 10_000, next_day
+    )
     alone = _ingest(client, args, root / "increment-alone", increment, verbose=False)
     on_top = _increment_on_top(client, args, root / "warehouse", main, increment)
 
