@@ -1,4 +1,5 @@
-"""Shared fixtures: ONE real Kafka broker per test session, and isolated topics per test.
+"""Shared fixtures: ONE real Kafka broker per test session (per xdist worker: `run_tests.sh` runs
+two), and isolated topics per test.
 
     kafka_broker      (session)  the real KRaft `Broker` on a free port, temp data dir
     kafka_bootstrap   (session)  its "127.0.0.1:<port>"
