@@ -38,6 +38,7 @@ from seaport.cli import add_security_dir_option, check_timezone, positive_int
 from seaport.errors import SeaportError
 from seaport.progress import Progress
 from transforms.anomalies import Anomaly, DayContext, DetectorConfig, detect_day
+from transforms.masking import mask
 from transforms.security_baselines import DayWindow, refresh_summaries
 
 if TYPE_CHECKING:
@@ -88,11 +89,6 @@ class DayReport:
     sources: dict[str, int]
     hourly: list[tuple[int, int, float, int, float]]  # hour, events, baseline events, failed logins, baseline
     summaries: dict[str, int]
-
-
-def mask_pseudonym(pseudonym: str | None) -> str:
-    """R5: a pseudonym shown on screen keeps only its first 6 characters."""
-    return "—" if not pseudonym else pseudonym[:6] + "…"
 
 
 def analyse_day(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: DetectorConfig,
@@ -161,9 +157,9 @@ def masked_details(anomaly: Anomaly) -> dict[str, Any]:
     shown: dict[str, Any] = {}
     for key, value in anomaly.details.items():
         if key == "subject_pseudonyms":
-            shown[key] = [mask_pseudonym(s) for s in value]
+            shown[key] = [mask(s) for s in value]
         elif key == "device_pseudonym":
-            shown[key] = mask_pseudonym(value)
+            shown[key] = mask(value)
         elif key == "related":
             continue
         else:
@@ -175,16 +171,16 @@ def _entities_text(anomaly: Anomaly) -> str:
     d = anomaly.details
     parts = []
     if anomaly.subject_pseudonym:
-        parts.append(f"account {mask_pseudonym(anomaly.subject_pseudonym)}")
+        parts.append(f"account {mask(anomaly.subject_pseudonym)}")
     if d.get("ip_prefix"):
         parts.append(f"prefix {d['ip_prefix']}")
     if d.get("device_pseudonym"):
-        parts.append(f"device {mask_pseudonym(d['device_pseudonym'])}")
+        parts.append(f"device {mask(d['device_pseudonym'])}")
     if d.get("path"):
         parts.append(f"path {d['path']}")
     others = [s for s in d.get("subject_pseudonyms", []) if s != anomaly.subject_pseudonym]
     if others:
-        parts.append(f"{len(others)} account(s): " + ", ".join(mask_pseudonym(s) for s in others[:5]))
+        parts.append(f"{len(others)} account(s): " + ", ".join(mask(s) for s in others[:5]))
     return "; ".join(parts) or "the whole site"
 
 
@@ -265,7 +261,7 @@ def render_report(report_day: ReportDay, window: DayWindow, result: DayReport, t
     rest = table(
         ["kind", "subject", "score", "entities", "details"],
         [
-            (a.kind, mask_pseudonym(a.subject_pseudonym), a.score, _entities_text(a),
+            (a.kind, mask(a.subject_pseudonym), a.score, _entities_text(a),
              json.dumps(masked_details(a), ensure_ascii=False, sort_keys=True))
             for a in result.anomalies
         ],

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seaport.errors import SeaportError
+from transforms.masking import mask
 from transforms.redact import SENSITIVE_QUERY_KEYS, find_identifiers
 
 # A superset of transforms/redact.py's detectors, in RE2 syntax (no look-around) over lowercased
@@ -123,13 +124,6 @@ class Finding:
 
     def line(self) -> str:
         return f"{self.file}\t{self.location}\t{self.kind}\t{self.values} value(s)\te.g. {self.example}"
-
-
-def mask(text: str) -> str:
-    """A shown identifier is partly replaced by symbols (R5): at most 2 characters at each end."""
-    if len(text) < 10:
-        return "*" * len(text)
-    return text[:2] + "*" * min(len(text) - 4, 12) + text[-2:]
 
 
 @dataclass

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from seaport.audit import mask
 from seaport.cli import add_security_dir_option, check_timezone
 from seaport.erase import identifier
 from seaport.errors import SeaportError
+from transforms.masking import mask
 
 TOP = 20
 # (store, table, the column of a row's time: the report shows its first and last day)
@@ -94,15 +94,6 @@ class Store:
 
 def _sql_str(s: str) -> str:
     return s.replace("'", "''")
-
-
-def mask_prefix(prefix: str) -> str:
-    """An IP prefix shown partly replaced by symbols (R5): its first octet or segment only."""
-    network, _, bits = prefix.partition("/")
-    for sep, rest in ((".", ".*.*.*"), (":", ":*:*::")):
-        if sep in network:
-            return network.split(sep)[0] + rest + (f"/{bits}" if bits else "")
-    return mask(prefix)
 
 
 def build_report(args: argparse.Namespace, p: Any, policy_version: str) -> dict[str, Any]:
@@ -197,7 +188,7 @@ def build_report(args: argparse.Namespace, p: Any, policy_version: str) -> dict[
             "consent_changes": [{"ts": when(t), "analytics": a, "minor_without_guardian": m} for t, a, m in consent],
             "minor_marks": [{"ts": when(t), "minor_without_guardian": m} for t, m in marks],
             "devices": counted(sc, "security_events", "device_pseudonym", sec, mask),
-            "ip_prefixes": counted(sc, "security_events", "ip_prefix", sec, mask_prefix),
+            "ip_prefixes": counted(sc, "security_events", "ip_prefix", sec, mask),
             "pages": counted(st, "analytics_events", "page", pseudonyms["state"]),
             "paths": counted(sc, "security_events", "page_or_path", sec),
             "erasure_requests": [

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from seaport import cli
-from seaport.audit import Canaries, audit_warehouse, mask
+from seaport.audit import Canaries, audit_warehouse
 from transforms.pseudonyms import Pseudonymizer, Purpose
 
 RNG = random.Random(77)
@@ -191,11 +191,6 @@ def test_canary_forms_cover_notations_and_digests():
     assert forms[hashlib.sha1(b"3c22fb000001").hexdigest()] == "canary_sha1"
     assert forms[hashlib.md5(b"3C:22:FB:00:00:01").hexdigest()] == "canary_md5"
     assert "# comment" not in forms
-
-
-def test_mask_shows_at_most_two_characters_at_each_end():
-    assert mask("13800001111") == "13*******11"
-    assert mask("short") == "*****"
 
 
 def test_audit_scans_every_value_of_a_large_table(tmp_path):

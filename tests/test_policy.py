@@ -5,19 +5,46 @@ from __future__ import annotations
 import pickle
 import random
 import re
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
 
 from schemas.models import AccessLog, Beacon, ConsentChange, ErasureRequest
 from seaport.errors import SeaportError
-from transforms.policy import ANALYTICS_COLUMNS, POLICY_PATH, SECURITY_COLUMNS, FieldPolicy
+from transforms.policy import ANALYTICS_COLUMNS, POLICY_PATH, SECURITY_COLUMNS, FieldPolicy, redactions_of_event
 from transforms.pseudonyms import Pseudonymizer, Purpose
 
 RNG = random.Random(3)
 P = Pseudonymizer.from_key_bytes(RNG.randbytes(32))
 POLICY = FieldPolicy.load()
 POLICY_TEXT = POLICY_PATH.read_text(encoding="utf-8")
+
+
+# Per-message oracles over `FieldPolicy.protect_many`, which the pipeline calls on whole batches:
+# one message's row under each purpose, and what redaction removed from it.
+def _row(policy: FieldPolicy, kind: str, purpose: Purpose, message, p: Pseudonymizer) -> tuple[dict, list[str]]:
+    cols, found = policy.protect_many(kind, purpose, [message], p)
+    return {c: values[0] for c, values in cols.items()}, found.get(0, [])
+
+
+def protect_beacon(policy: FieldPolicy, b: Beacon, p: Pseudonymizer) -> tuple[dict, dict, Counter]:
+    analytics, found_analytics = _row(policy, "beacon", Purpose.ANALYTICS, b, p)
+    security, found_security = _row(policy, "beacon", Purpose.SECURITY, b, p)
+    return analytics, security, redactions_of_event(found_analytics, found_security)
+
+
+def protect_access(policy: FieldPolicy, a: AccessLog, p: Pseudonymizer) -> tuple[dict, Counter]:
+    security, found = _row(policy, "access", Purpose.SECURITY, a, p)
+    return security, Counter(found)
+
+
+def protect_consent(policy: FieldPolicy, c: ConsentChange, p: Pseudonymizer) -> tuple[dict, dict]:
+    return _row(policy, "consent", Purpose.ANALYTICS, c, p)[0], _row(policy, "consent", Purpose.SECURITY, c, p)[0]
+
+
+def protect_erasure(policy: FieldPolicy, e: ErasureRequest, p: Pseudonymizer) -> tuple[dict, dict]:
+    return _row(policy, "erasure", Purpose.ANALYTICS, e, p)[0], _row(policy, "erasure", Purpose.SECURITY, e, p)[0]
 
 
 def token(prefix: str, n: int, alphabet: str = "abcdefghijkmnpqrstuvwxyz0123456789") -> str:
@@ -84,7 +111,7 @@ def assert_no_identifier(row: dict, ids: dict[str, str]) -> None:
 
 def test_beacon_rows_have_the_agreed_columns_and_no_identifier():
     ids = identifiers()
-    analytics, security, counts = POLICY.protect_beacon(beacon(ids), P)
+    analytics, security, counts = protect_beacon(POLICY, beacon(ids), P)
     assert tuple(analytics) == ANALYTICS_COLUMNS
     assert tuple(security) == SECURITY_COLUMNS
     assert_no_identifier(analytics, ids)
@@ -108,26 +135,26 @@ def test_subject_is_openid_when_signed_in_else_anonymous_id():
     ids = identifiers()
     for signed_in in (True, False):
         b = beacon(ids, signed_in=signed_in)
-        analytics, security, _ = POLICY.protect_beacon(b, P)
+        analytics, security, _ = protect_beacon(POLICY, b, P)
         assert analytics["subject_pseudonym"] == P.pseudonymize_subject(Purpose.ANALYTICS, b.subject)
         assert security["subject_pseudonym"] == P.pseudonymize_subject(Purpose.SECURITY, b.subject)
         assert analytics["subject_pseudonym"] != security["subject_pseudonym"]  # can't be joined (R1)
         assert analytics["session_pseudonym"] == P.pseudonymize(Purpose.ANALYTICS, "session_id", ids["session_id"])
-    anonymous, _, _ = POLICY.protect_beacon(beacon(ids, signed_in=False), P)
+    anonymous, _, _ = protect_beacon(POLICY, beacon(ids, signed_in=False), P)
     assert [anonymous[c] for c in ("gender", "country", "city", "language")] == [None] * 4
 
 
 def test_consent_gated_columns_follow_the_policy():
     assert POLICY.consent_gated_columns() == ["gender", "country", "city", "language"]
-    analytics, _, _ = POLICY.protect_beacon(beacon(identifiers()), P)
+    analytics, _, _ = protect_beacon(POLICY, beacon(identifiers()), P)
     assert [analytics[c] for c in POLICY.consent_gated_columns()] == ["female", "CN", "Shanghai", "zh_CN"]
 
 
 def test_one_device_one_pseudonym_whatever_the_mac_notation():
     ids = identifiers()
-    colon = POLICY.protect_beacon(beacon(ids), P)[1]["device_pseudonym"]
+    colon = protect_beacon(POLICY, beacon(ids), P)[1]["device_pseudonym"]
     dashed = dict(ids, mac=ids["mac"].replace(":", "-").upper())
-    assert POLICY.protect_beacon(beacon(dashed), P)[1]["device_pseudonym"] == colon
+    assert protect_beacon(POLICY, beacon(dashed), P)[1]["device_pseudonym"] == colon
     assert colon == P.pseudonymize(Purpose.SECURITY, "mac", ids["mac"])
 
 
@@ -142,7 +169,7 @@ def test_access_log_subject_is_openid_else_client_address():
         "status": 404,
         "user_agent": "curl/8.4.0",
     }
-    row, counts = POLICY.protect_access(AccessLog.model_validate(record), P)
+    row, counts = protect_access(POLICY, AccessLog.model_validate(record), P)
     assert tuple(row) == SECURITY_COLUMNS
     assert_no_identifier(row, ids)
     assert row["subject_pseudonym"] == P.pseudonymize(Purpose.SECURITY, "ip", ids["ip"])
@@ -150,7 +177,7 @@ def test_access_log_subject_is_openid_else_client_address():
     assert row["page_or_path"] == "/api/user"  # no query value, of whatever shape, is kept
     assert counts == {"phone": 1, "openid": 1}
     assert row["user_agent"] == "curl 8"
-    signed = POLICY.protect_access(AccessLog.model_validate({**record, "openid": ids["openid"]}), P)[0]
+    signed = protect_access(POLICY, AccessLog.model_validate({**record, "openid": ids["openid"]}), P)[0]
     assert signed["subject_pseudonym"] == P.pseudonymize(Purpose.SECURITY, "openid", ids["openid"])
 
 
@@ -164,7 +191,7 @@ def test_consent_and_erasure_rows_carry_each_purposes_pseudonym():
             "analytics": "granted",
         }
     )
-    analytics, security = POLICY.protect_consent(change, P)
+    analytics, security = protect_consent(POLICY, change, P)
     assert analytics["subject_pseudonym"] == P.pseudonymize_subject(Purpose.ANALYTICS, change.subject)
     assert security["subject_pseudonym"] == P.pseudonymize_subject(Purpose.SECURITY, change.subject)
     assert (analytics["analytics"], analytics["minor"], analytics["guardian_consent"]) == ("granted", False, None)
@@ -172,7 +199,7 @@ def test_consent_and_erasure_rows_carry_each_purposes_pseudonym():
         {"schema": "erasure/1", "ts": "2026-11-25T00:00:00Z", "subject": {"anonymous_id": ids["anonymous_id"]},
          "request_id": "r-1"}
     )  # fmt: skip
-    a, s = POLICY.protect_erasure(erasure, P)
+    a, s = protect_erasure(POLICY, erasure, P)
     assert a["subject_pseudonym"] == P.pseudonymize_subject(Purpose.ANALYTICS, erasure.subject)
     assert s["subject_pseudonym"] == P.pseudonymize_subject(Purpose.SECURITY, erasure.subject)
     assert a["request_id"] == "r-1"
@@ -183,8 +210,8 @@ def test_consent_and_erasure_rows_carry_each_purposes_pseudonym():
 def test_policy_and_pseudonymizer_survive_pickling():
     ids = identifiers()
     b = beacon(ids)
-    expected = POLICY.protect_beacon(b, P)
-    assert pickle.loads(pickle.dumps(POLICY)).protect_beacon(b, pickle.loads(pickle.dumps(P))) == expected
+    expected = protect_beacon(POLICY, b, P)
+    assert protect_beacon(pickle.loads(pickle.dumps(POLICY)), b, pickle.loads(pickle.dumps(P))) == expected
 
 
 def test_every_rule_is_described_with_its_category():
@@ -293,5 +320,5 @@ def test_missing_policy_file_is_a_clear_error(tmp_path):
 def test_policy_version_is_stamped_from_the_file(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text(edited(f'version = "{POLICY.version}"', 'version = "test-9"'), encoding="utf-8")
-    analytics, security, _ = FieldPolicy.load(path).protect_beacon(beacon(identifiers()), P)
+    analytics, security, _ = protect_beacon(FieldPolicy.load(path), beacon(identifiers()), P)
     assert analytics["policy_version"] == security["policy_version"] == "test-9"

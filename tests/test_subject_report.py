@@ -22,12 +22,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from seaport.audit import mask
 from seaport.kafka.topics import create_topics
 from tests.conftest import PROJECT_DIR
 from tests.model import SHANGHAI, Dataset
 from tests.test_ingest import ingest, produce
 from tests.test_privacy_e2e import T0, _iso, scenario, view
+from transforms.masking import mask
 from transforms.pseudonyms import Pseudonymizer, Purpose
 
 SUBJECT = "o-scenario-granted_before"

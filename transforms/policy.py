@@ -412,29 +412,6 @@ class FieldPolicy:
         by the message's index (only where it found any)."""
         return self._builders(p)[(kind, purpose.value)](messages)
 
-    def _row(self, kind: str, purpose: Purpose, message: Any, p: Pseudonymizer) -> tuple[dict, list[str]]:
-        cols, found = self.protect_many(kind, purpose, [message], p)
-        return {c: values[0] for c, values in cols.items()}, found.get(0, [])
-
-    def protect_beacon(self, b: Beacon, p: Pseudonymizer) -> tuple[dict, dict, Counts]:
-        """(analytics_row, security_row, redactions by kind) of one beacon event (R1, R2, R4)."""
-        analytics, found_analytics = self._row("beacon", Purpose.ANALYTICS, b, p)
-        security, found_security = self._row("beacon", Purpose.SECURITY, b, p)
-        return analytics, security, redactions_of_event(found_analytics, found_security)
-
-    def protect_access(self, a: AccessLog, p: Pseudonymizer) -> tuple[dict, Counts]:
-        """(security_row, redactions by kind) of one access-log record (R1, R4); event_id is None."""
-        security, found = self._row("access", Purpose.SECURITY, a, p)
-        return security, Counter(found)
-
-    def protect_consent(self, c: ConsentChange, p: Pseudonymizer) -> tuple[dict, dict]:
-        """(analytics_row, security_row) of a consent change, each keyed by its purpose's pseudonym."""
-        return self._row("consent", Purpose.ANALYTICS, c, p)[0], self._row("consent", Purpose.SECURITY, c, p)[0]
-
-    def protect_erasure(self, e: ErasureRequest, p: Pseudonymizer) -> tuple[dict, dict]:
-        """(analytics_row, security_row) of an erasure request (R8): the subject under each purpose."""
-        return self._row("erasure", Purpose.ANALYTICS, e, p)[0], self._row("erasure", Purpose.SECURITY, e, p)[0]
-
     def describe(self) -> list[dict[str, Any]]:
         """Every rule as a flat record: kind, field, category, collected_for, fallback, actions."""
         return [

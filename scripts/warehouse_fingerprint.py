@@ -1,0 +1,168 @@
+"""Proof of "no behaviour change": build a warehouse from fixed traffic and key, dump every table.
+
+    # in a checkout of each revision (its own code runs: the current directory comes first)
+    python scripts/warehouse_fingerprint.py build --out /tmp/before
+    python scripts/warehouse_fingerprint.py build --out /tmp/after
+    python scripts/warehouse_fingerprint.py diff /tmp/before /tmp/after
+
+`build` starts its own broker on a free port, simulates `--users` visitors over `--days` days
+(seeded: consent changes, access logs, malformed and duplicate messages, erasure requests) and a
+labelled attack run, produces them, ingests with a key derived from the seed, erases, ingests
+again, writes the security report of the last day, and dumps, one sorted text file each: every
+table and view of every DuckDB file in the warehouse, every Parquet file, and the dead letters on
+Kafka. `diff` names every dump that differs and shows its first differing rows; exit 1 if any.
+
+Columns that record when a run happened differ between any two builds, even of the same code;
+they are left out by name (`VOLATILE`). Nothing else is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import difflib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# run times, durations and receipts: different in every build (found by building the same code twice)
+VOLATILE = {
+    "computed_at", "started_at", "finished_at", "committed_at", "created_at", "at", "ts", "seconds",
+    "received_at", "requested_at", "completed_at", "run_id", "duration_s", "wall_seconds", "hash", "prev_hash",
+}  # fmt: skip
+
+
+def _seaport(*args: str, env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "seaport.cli", *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"seaport {args[0]} failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+
+
+def build(out: Path, users: int, days: int, seed: int) -> None:
+    sys.path.insert(0, os.getcwd())
+    from seaport.kafka.broker import Broker, free_port
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="seaport-fingerprint-") as tmp:
+        work = Path(tmp)
+        key = work / "pseudonym.key"
+        key.write_bytes(hashlib.sha256(f"fingerprint:{seed}".encode()).digest())
+        broker = Broker(free_port(), work / "kafka")
+        broker.start(timeout=120)
+        try:
+            env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key), "PYTHONPATH": os.getcwd()}
+            kafka = ["--bootstrap", broker.bootstrap, "--topic-prefix", "fp."]
+            wh = work / "warehouse"
+            last = dt.date.today() - dt.timedelta(days=2)
+            first = last - dt.timedelta(days=days - 1)
+            traffic = work / "traffic.jsonl"
+            _seaport("topics", "create", *kafka, env=env)
+            _seaport("simulate", "--users", str(users), "--days", str(days), "--seed", str(seed),
+                     "--start", first.isoformat(), "--out", str(traffic), env=env)  # fmt: skip
+            erasures = work / "traffic.erasure.requests.jsonl"
+            for path in sorted(work.glob("traffic*.jsonl")):
+                topic = "beacons.raw" if path == traffic else path.name.removeprefix("traffic.").removesuffix(".jsonl")
+                if path != erasures:
+                    _seaport("produce", "--topic", topic, *kafka, str(path), env=env)
+            ingest = ["ingest", "--until-caught-up", *kafka, "--warehouse", str(wh)]
+            _seaport(*ingest, env=env)
+            if erasures.exists():
+                _seaport("produce", "--topic", "erasure.requests", *kafka, str(erasures), env=env)
+                _seaport(*ingest, env=env)
+            attacks = work / "attacks.jsonl"
+            _seaport("simulate", "--attacks", "--users", "300", "--days", "9", "--seed", str(seed),
+                     "--start", (last - dt.timedelta(days=8)).isoformat(), "--out", str(attacks), env=env)  # fmt: skip
+            _seaport("produce", "--topic", "beacons.raw", *kafka, str(attacks), env=env)
+            _seaport("produce", "--topic", "access_logs.raw", *kafka, str(work / "attacks.access_logs.raw.jsonl"),
+                     env=env)  # fmt: skip
+            _seaport(*ingest, env=env)
+            _seaport("report", "security", "--date", last.isoformat(), "--warehouse", str(wh), env=env)
+            dump_warehouse(wh, out)
+            dump_dead_letters(broker.bootstrap, out)
+        finally:
+            broker.stop()
+
+
+def _lines(columns: list[str], rows: list[tuple]) -> list[str]:
+    keep = [i for i, c in enumerate(columns) if c not in VOLATILE]
+    header = "\t".join(columns[i] for i in keep)
+    return [header, *sorted("\t".join(repr(r[i]) for i in keep) for r in rows)]
+
+
+def dump_warehouse(warehouse: Path, out: Path) -> None:
+    import duckdb
+
+    for db in sorted(warehouse.rglob("*.duckdb")):
+        con = duckdb.connect(str(db), read_only=True)
+        names = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+        ).fetchall()
+        for (name,) in names:
+            cur = con.execute(f'SELECT * FROM "{name}"')
+            columns = [d[0] for d in cur.description]
+            _write(out / f"{db.relative_to(warehouse)}.{name}.txt", _lines(columns, cur.fetchall()))
+        con.close()
+    con = duckdb.connect()
+    for parquet in sorted(warehouse.rglob("*.parquet")):
+        cur = con.execute("SELECT * FROM read_parquet(?)", [str(parquet)])
+        _write(out / f"{parquet.relative_to(warehouse)}.txt", _lines([d[0] for d in cur.description], cur.fetchall()))
+
+
+def dump_dead_letters(bootstrap: str, out: Path) -> None:
+    from seaport.kafka.clients import make_client
+
+    client = make_client("confluent", bootstrap)
+    try:
+        ends = client.end_offsets("fp.deadletter")
+        records = [r for p, end in ends.items() for batch in client.read_range("fp.deadletter", p, 0, end) for r in batch]
+    finally:
+        client.close()
+    docs = [json.loads(r.value) for r in records]
+    rows = [json.dumps({k: v for k, v in d.items() if k not in VOLATILE}, sort_keys=True) for d in docs]
+    _write(out / "kafka.deadletter.txt", sorted(rows))
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def diff(a: Path, b: Path) -> int:
+    names = sorted({p.relative_to(a) for p in a.rglob("*.txt")} | {p.relative_to(b) for p in b.rglob("*.txt")})
+    differing = 0
+    for name in names:
+        left = (a / name).read_text().splitlines() if (a / name).exists() else ["(missing)"]
+        right = (b / name).read_text().splitlines() if (b / name).exists() else ["(missing)"]
+        if left != right:
+            differing += 1
+            print(f"DIFFERS {name} ({len(left) - 1} vs {len(right) - 1} rows)")
+            for line in list(difflib.unified_diff(left, right, lineterm="", n=0))[2:8]:
+                print("   ", line[:200])
+    print(f"{len(names)} dumps compared, {differing} differ")
+    return 1 if differing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build a warehouse from fixed traffic with this checkout's code and dump it")
+    b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--users", type=int, default=300)
+    b.add_argument("--days", type=int, default=2)
+    b.add_argument("--seed", type=int, default=7)
+    d = sub.add_parser("diff", help="compare two dumps")
+    d.add_argument("a", type=Path)
+    d.add_argument("b", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        build(args.out, args.users, args.days, args.seed)
+        return 0
+    return diff(args.a, args.b)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
