@@ -118,7 +118,9 @@ def dump_dead_letters(bootstrap: str, out: Path) -> None:
     client = make_client("confluent", bootstrap)
     try:
         ends = client.end_offsets("fp.deadletter")
-        records = [r for p, end in ends.items() for batch in client.read_range("fp.deadletter", p, 0, end) for r in batch]
+        records = [
+            r for p, end in ends.items() for batch in client.read_range("fp.deadletter", p, 0, end) for r in batch
+        ]
     finally:
         client.close()
     docs = [json.loads(r.value) for r in records]

@@ -110,11 +110,13 @@ def load_security_events(traffic: Any, warehouse: Path, pseudonymizer: Any) -> i
 def scenario_entities(scenario: Any, pseudonymizer: Any) -> set[tuple[str, str]]:
     """A scenario's identifiers as the store names them: prefixes, pseudonyms, paths."""
     from transforms.generalize import ip_prefix
-    from transforms.policy import NORMALIZERS
+    from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Purpose
 
+    policy = FieldPolicy.load()
+
     def pseudonym(kind: str, value: str) -> str:
-        return str(pseudonymizer.pseudonymize(Purpose.SECURITY, kind, NORMALIZERS.get(kind, str)(value)))
+        return policy.pseudonym(pseudonymizer, Purpose.SECURITY, kind, value)
 
     named: set[tuple[str, str]] = set()
     for ip in scenario.ips:

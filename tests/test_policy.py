@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import re
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -214,11 +216,32 @@ def test_policy_and_pseudonymizer_survive_pickling():
     assert protect_beacon(pickle.loads(pickle.dumps(POLICY)), b, pickle.loads(pickle.dumps(P))) == expected
 
 
-def test_every_rule_is_described_with_its_category():
-    described = POLICY.describe()
-    assert {(r["kind"], r["field"]) for r in described} >= {("beacon", "user.city"), ("access", "ip")}
-    nickname = next(r for r in described if r["field"] == "user.nickname")
-    assert (nickname["category"], nickname["analytics"], nickname["security"]) == ("direct_identifier", "drop", "drop")
+GOLDEN = Path(__file__).parent / "golden" / "field_policy.compiled.txt"
+
+
+def test_what_every_rule_compiles_to_is_the_golden_file():
+    """The compiled policy, step by step: a change to a rule shows here as a reviewed diff
+    (regenerate with SEAPORT_REGENERATE_GOLDEN=1)."""
+    lines = POLICY.compiled()
+    if os.environ.get("SEAPORT_REGENERATE_GOLDEN"):
+        GOLDEN.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert lines == GOLDEN.read_text(encoding="utf-8").splitlines()
+    assert "beacon security: device.mac -> device_pseudonym by pseudonymize:mac normalized by mac" in lines
+    assert "beacon analytics: anonymous_id -> subject_pseudonym by pseudonymize:anonymous_id fallback" in lines
+
+
+def test_the_pseudonym_kind_is_the_rules_not_the_fields_name(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text(edited('security = "pseudonymize:mac -> device_pseudonym"',
+                           'security = "pseudonymize:device -> device_pseudonym"'), encoding="utf-8")  # fmt: skip
+    ids = identifiers()
+    device = protect_beacon(FieldPolicy.load(path), beacon(ids), P)[1]["device_pseudonym"]
+    assert device == P.pseudonymize(Purpose.SECURITY, "device", ids["mac"].lower())
+    assert device != protect_beacon(POLICY, beacon(ids), P)[1]["device_pseudonym"]
+    assert (
+        POLICY.pseudonym(P, Purpose.SECURITY, "mac", ids["mac"].upper().replace(":", "-"))
+        == (protect_beacon(POLICY, beacon(ids), P)[1]["device_pseudonym"])
+    )
 
 
 # --- validation: a broken policy stops everything before a message is read ---------------------
@@ -290,6 +313,24 @@ def without_rule(header: str) -> str:
                 'analytics = { granted = "generalize:redact -> city", not_granted = "pseudonymize -> city" }',
             ),
             "without consent the action must be the same or drop",
+        ),  # fmt: skip
+        (
+            edited(
+                'security = "pseudonymize:mac -> device_pseudonym"', 'security = "pseudonymize -> device_pseudonym"'
+            ),
+            "beacon.device.mac: unknown action 'pseudonymize -> device_pseudonym' (drop, keep, keep:text, "
+            "pseudonymize:KIND",
+        ),  # fmt: skip
+        (
+            edited('normalize = "mac"  # lowercase', 'normalize = "upper"  # lowercase'),
+            "beacon.device.mac: normalize must be one of mac",
+        ),
+        (
+            edited(
+                '[access.openid]\ncategory = "direct_identifier"\n',
+                '[access.openid]\ncategory = "direct_identifier"\nnormalize = "mac"\n',
+            ),
+            "access.openid: every rule of pseudonym kind 'openid' must normalize alike",
         ),  # fmt: skip
         (edited('version = "', 'release = "'), "no `version"),
         (

@@ -40,7 +40,7 @@ POLICY_PATH = Path(__file__).resolve().parent.parent / "schemas" / "field_policy
 
 CATEGORIES = frozenset({"direct_identifier", "quasi_identifier", "sensitive", "content"})
 COLLECTED_FOR = frozenset({"security", "analytics", "consent"})
-RULE_KEYS = frozenset({"category", "collected_for", "fallback"} | {p.value for p in Purpose})
+RULE_KEYS = frozenset({"category", "collected_for", "fallback", "normalize"} | {p.value for p in Purpose})
 CONSENT_STATES = ("granted", "not_granted")
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -94,7 +94,7 @@ def normalize_mac(mac: str) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
-# Identifiers normalized before pseudonymization, by kind.
+# Canonical forms an identifier takes before pseudonymization (a rule's `normalize`).
 NORMALIZERS: dict[str, Callable[[str], str]] = {"mac": normalize_mac}
 
 
@@ -105,9 +105,10 @@ class Step:
     field: str
     path: tuple[str, ...]
     verb: str  # keep | pseudonymize | generalize
-    method: str
+    method: str  # keep: "" | text; pseudonymize: the pseudonym kind; generalize: the method
     column: str
     fallback: bool
+    normalize: str = ""  # pseudonymize: a NORMALIZERS name, applied first
 
 
 Plan = tuple[Step, ...]
@@ -166,6 +167,7 @@ class FieldPolicy:
         self._source = source
         self._plans: dict[tuple[str, Purpose], tuple[Step, ...]] = {}
         self._gated: list[str] = []
+        self._normalizers: dict[str, str] = {}  # pseudonym kind -> its normalizer ("" for none)
         self._bound: tuple[Pseudonymizer | None, dict[BuilderKey, Builder]] = (None, {})
         self._compile()
 
@@ -259,6 +261,8 @@ class FieldPolicy:
             raise self._fail(f"{where}: collected_for must be one of {', '.join(sorted(COLLECTED_FOR))}")
         if not isinstance(rule.get("fallback", False), bool):
             raise self._fail(f"{where}: fallback must be true or false")
+        if rule.get("normalize", "") not in ("", *NORMALIZERS):
+            raise self._fail(f"{where}: normalize must be one of {', '.join(sorted(NORMALIZERS))}")
 
     def _rule_steps(
         self, where: str, rule: dict[str, Any], purpose: Purpose, field: FieldPath, columns: tuple[str, ...]
@@ -297,13 +301,13 @@ class FieldPolicy:
         known = (
             (verb == "drop" and not method and not column)
             or (verb == "keep" and method in ("", "text"))
-            or (verb == "pseudonymize" and not method)
+            or (verb == "pseudonymize" and bool(method))
             or (verb == "generalize" and (method in GENERALIZERS or method in REDACTORS))
         )
         if not known:
             methods = "|".join([*GENERALIZERS, *REDACTORS])
             raise self._fail(
-                f"{where}: unknown action {action!r} (drop, keep, keep:text, pseudonymize, generalize:{methods})"
+                f"{where}: unknown action {action!r} (drop, keep, keep:text, pseudonymize:KIND, generalize:{methods})"
             )
         if verb == "drop":
             return None
@@ -313,7 +317,10 @@ class FieldPolicy:
             raise self._fail(f"{where}: unknown column {column!r} for the {purpose.value} row")
         if verb == "keep" and rule["category"] == "direct_identifier":
             raise self._fail(f"{where}: a direct identifier is never kept in clear text (R4)")
-        return Step(where.split(".", 1)[1], field, verb, method, column, rule.get("fallback", False))
+        normalize = rule.get("normalize", "") if verb == "pseudonymize" else ""
+        if verb == "pseudonymize" and self._normalizers.setdefault(method, normalize) != normalize:
+            raise self._fail(f"{where}: every rule of pseudonym kind {method!r} must normalize alike")
+        return Step(where.split(".", 1)[1], field, verb, method, column, rule.get("fallback", False), normalize)
 
     # --- applying it ---
 
@@ -337,6 +344,12 @@ class FieldPolicy:
     def consent_gated_columns(self) -> list[str]:
         """Analytics columns usable only while the subject's analytics consent is granted (R2, R3)."""
         return list(self._gated)
+
+    def pseudonym(self, p: Pseudonymizer, purpose: Purpose, kind: str, value: str) -> str:
+        """The pseudonym the rows hold for an identifier of `kind` (as a rule `pseudonymize:kind`
+        makes it: normalized as the policy says first), for lookups by a known identifier."""
+        normalize = NORMALIZERS.get(self._normalizers.get(kind, ""))
+        return p.pseudonymize(purpose, kind, normalize(value) if normalize else value)
 
     def _builders(self, p: Pseudonymizer) -> dict[BuilderKey, Builder]:
         bound_to, builders = self._bound
@@ -380,10 +393,9 @@ class FieldPolicy:
                 # an instant is kept as it came: Arrow stores it as UTC (timestamp[us, UTC])
                 value = "str(v)" if step.method == "text" else "v"
             elif step.verb == "pseudonymize":
-                kind_name = step.field.rsplit(".", 1)[-1]
-                env[f"H{i}"] = p.hmac_for(purpose, kind_name)
-                env[f"N{i}"] = NORMALIZERS.get(kind_name)
-                value = f"H{i}(N{i}(v))" if kind_name in NORMALIZERS else f"H{i}(v)"
+                env[f"H{i}"] = p.hmac_for(purpose, step.method)
+                env[f"N{i}"] = NORMALIZERS.get(step.normalize)
+                value = f"H{i}(N{i}(v))" if step.normalize else f"H{i}(v)"
             else:
                 env[f"G{i}"] = GENERALIZERS[step.method]
                 value = f"G{i}(v)"
@@ -412,13 +424,16 @@ class FieldPolicy:
         by the message's index (only where it found any)."""
         return self._builders(p)[(kind, purpose.value)](messages)
 
-    def describe(self) -> list[dict[str, Any]]:
-        """Every rule as a flat record: kind, field, category, collected_for, fallback, actions."""
-        return [
-            {"kind": kind, "field": name, **{k: rule.get(k) for k in sorted(RULE_KEYS)}}
-            for kind in SCHEMAS
-            for name, rule in _flatten(self._document.get(kind, {}))
-        ]
+    def compiled(self) -> list[str]:
+        """What every rule compiles to, one line per step, by message kind and purpose in the order
+        the steps run: `kind purpose: field -> column by verb[:method] [normalized by N] [fallback]`."""
+        lines = []
+        for (kind, purpose), steps in self._plans.items():
+            for s in steps:
+                action = s.verb + (f":{s.method}" if s.method else "")
+                extra = (f" normalized by {s.normalize}" if s.normalize else "") + (" fallback" if s.fallback else "")
+                lines.append(f"{kind} {purpose.value}: {s.field} -> {s.column} by {action}{extra}")
+        return lines
 
 
 def redactions_of_event(*found: list[str]) -> Counts:
