@@ -46,7 +46,7 @@ from apache_beam.metrics import Metrics
 from pydantic import ValidationError
 
 from schemas import safejson
-from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, validation_reason
+from schemas.models import EMPTY, MAX_MESSAGE_BYTES, TOO_DEEP, TOO_LARGE, TOPIC_MODELS, UNPROCESSABLE, validation_reason
 from schemas.safejson import too_deep
 from seaport import trail
 from seaport.cli import (
@@ -557,11 +557,11 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
     for rec in records:
         raw = rec.value
         if raw is None or len(raw) == 0:
-            rejected.append((rec, "empty"))
+            rejected.append((rec, EMPTY))
         elif len(raw) > MAX_MESSAGE_BYTES:
-            rejected.append((rec, "oversize"))
+            rejected.append((rec, TOO_LARGE))
         elif too_deep(raw):
-            rejected.append((rec, "too_deep"))
+            rejected.append((rec, TOO_DEEP))
         else:
             try:
                 valid.append((rec, model.model_validate_json(raw)))
@@ -576,7 +576,7 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
             try:
                 protected.append(_protect_many(topic, [one], policy, pseudonymizer))
             except Exception:  # noqa: BLE001 - it must not stop every later run
-                rejected.append((one[0], "unprocessable"))
+                rejected.append((one[0], UNPROCESSABLE))
     for staged_tables, redactions, kept in protected:
         for kind, table in staged_tables.items():
             tables.setdefault(kind, []).append(table)
@@ -596,7 +596,7 @@ def _dead_letters(topic: str, rejected: list[tuple[Any, str]], pseudonymizer: An
 
     rows = []
     for rec, reason in rejected:
-        subject = _subject_of_rejected(rec.value) if reason != "oversize" else None
+        subject = _subject_of_rejected(rec.value) if reason != TOO_LARGE else None
         rows.append(
             {
                 "source_topic": topic,

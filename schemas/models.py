@@ -161,19 +161,35 @@ TOPIC_MODELS: dict[str, type[_Message]] = {
 }
 
 
+# Why a message is refused: one vocabulary for the collector's 4xx answers and the pipeline's
+# dead letters (besides these, `validation_reason` names the field a model refused).
+EMPTY = "empty"  # no bytes at all
+TOO_LARGE = "message_too_large"  # above MAX_MESSAGE_BYTES
+TOO_DEEP = "too_deep"  # JSON nested deeper than schemas.safejson allows
+NOT_JSON = "not_json"
+NOT_AN_OBJECT = "not_an_object"
+UNPROCESSABLE = "unprocessable"  # valid, yet protecting it failed: never stops a run
+
+
 def validation_reason(error: ValidationError) -> str:
     """A short, stable reason for a rejected message, naming fields but never values."""
     first = error.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "message"
     kind = first["type"]
+    if kind == "string_too_long":
+        return f"too_long:{loc}"
+    if kind == "value_error" and not first["loc"]:
+        # A whole-message rule of the model ("a click needs an element"): fixed text, no values.
+        text = str(first.get("ctx", {}).get("error", "invalid"))
+        return "invalid:" + "_".join(text.lower().split())[:60]
     if kind == "missing":
         return f"missing_field:{loc}"
     if kind == "json_invalid":
-        return "not_json"
+        return NOT_JSON
     if kind in ("literal_error",) and loc == "schema":
         return "wrong_schema"
     if kind == "model_type" or kind == "model_attributes_type":
-        return "not_an_object" if loc == "message" else f"wrong_type:{loc}"
+        return NOT_AN_OBJECT if loc == "message" else f"wrong_type:{loc}"
     if kind == "value_error":
         return f"invalid:{loc}"
     return f"wrong_field:{loc}"

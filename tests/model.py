@@ -188,7 +188,7 @@ def _malformed(rng: random.Random, j: int, people: list[dict]) -> tuple[str, byt
     if kind == 7:
         return "beacons.raw", json.dumps(good | {"event": "click", "element": None}).encode(), "invalid"
     if kind == 8:
-        return "beacons.raw", json.dumps(good | {"page": "/x" * 40_000}).encode(), "oversize"
+        return "beacons.raw", json.dumps(good | {"page": "/x" * 40_000}).encode(), "message_too_large"
     if kind == 10:  # not a representable UTC time
         return "beacons.raw", json.dumps(good | {"ts": "9999-12-31T23:00:00-05:00"}).encode(), "wrong_field"
     if kind == 11:  # a lone surrogate, escaped: Python's json accepts it, UTF-8 can't carry it

@@ -62,7 +62,7 @@ def test_validate_and_protect_stages_rows_and_dead_letters(tmp_path: Path):
         assert_that(staged, equal_to([("analytics", 3), ("security", 3), ("deadletter", 3)]))
     letters = pq.read_table(next((tmp_path / "deadletter").glob("*.parquet"))).to_pylist()
     assert sorted((d["source_offset"], d["reason"]) for d in letters) == [
-        (1, "invalid:message"),  # a click without an element
+        (1, "invalid:a_click_needs_an_element"),
         (2, "not_json"),
         (4, "not_an_object"),
     ]

@@ -14,7 +14,17 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from schemas import safejson
-from schemas.models import MAX_MESSAGE_BYTES, AccessLog, Beacon, ConsentChange, validation_reason
+from schemas.models import (
+    MAX_MESSAGE_BYTES,
+    NOT_AN_OBJECT,
+    NOT_JSON,
+    TOO_DEEP,
+    TOO_LARGE,
+    AccessLog,
+    Beacon,
+    ConsentChange,
+    validation_reason,
+)
 
 # Query parameters of the pixel that name a nested field, e.g. `device.model=iPhone15,2`.
 _NESTED = ("user", "device", "network")
@@ -80,7 +90,7 @@ def stamp_beacon(event: Any, facts: RequestFacts) -> dict[str, Any]:
     choose the IP that security analysis sees.
     """
     if not isinstance(event, dict):
-        raise Rejected(400, "not_an_object")
+        raise Rejected(400, NOT_AN_OBJECT)
     received_at = facts.received_at.isoformat()
     event.setdefault("schema", "beacon/1")
     if not event.get("event_id"):
@@ -105,24 +115,13 @@ def _validated(model: type[BaseModel], data: Any) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise Rejected(400, _reason(e)) from None
-
-
-def _reason(error: ValidationError) -> str:
-    first = error.errors()[0]
-    if first["type"] == "string_too_long":
-        return "too_long:" + ".".join(str(p) for p in first["loc"])
-    if first["type"] == "value_error" and not first["loc"]:
-        # A whole-event rule of the model ("a click needs an element"): fixed text, no values.
-        text = str(first.get("ctx", {}).get("error", "invalid"))
-        return "invalid:" + "_".join(text.lower().split())[:60]
-    return validation_reason(error)
+        raise Rejected(400, validation_reason(e)) from None
 
 
 def _serialized(model: BaseModel) -> bytes:
     value = model.model_dump_json(by_alias=True, exclude_none=True).encode()
     if len(value) > MAX_MESSAGE_BYTES:
-        raise Rejected(413, "message_too_large")
+        raise Rejected(413, TOO_LARGE)
     return value
 
 
@@ -154,9 +153,9 @@ def parse_json(body: bytes) -> Any:
     try:
         return safejson.loads(body)
     except safejson.TooDeep:
-        raise Rejected(400, "too_deep") from None
+        raise Rejected(400, TOO_DEEP) from None
     except ValueError:  # UnicodeDecodeError is one
-        raise Rejected(400, "not_json") from None
+        raise Rejected(400, NOT_JSON) from None
 
 
 def batch_events(body: bytes, max_events: int) -> list[Any]:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 
 from schemas import safejson
+from schemas.models import NOT_AN_OBJECT, NOT_JSON, TOO_DEEP
 from seaport.collector import app as collector
 from seaport.collector.events import Message, Rejected, beacon_message, checked_batch
 from seaport.collector.kafka_sink import KafkaUnavailable
@@ -73,14 +74,14 @@ def decode_records(fields: Any, max_events: int, max_bytes: int) -> list[Any]:
     try:
         decoded = safejson.loads(raw)
     except safejson.TooDeep:
-        raise Rejected(400, "too_deep") from None
+        raise Rejected(400, TOO_DEEP) from None
     except UnicodeDecodeError:
         raise Rejected(400, "not_utf8") from None
     except ValueError:
-        raise Rejected(400, "not_json") from None
+        raise Rejected(400, NOT_JSON) from None
     if not many:
         if not isinstance(decoded, dict):
-            raise Rejected(400, "not_an_object")
+            raise Rejected(400, NOT_AN_OBJECT)
         return [decoded]
     return checked_batch(decoded, max_events)
 
@@ -125,7 +126,7 @@ def _gunzip(raw: bytes, max_bytes: int) -> bytes:
 def beacon_from_record(record: Any, login_id_is_openid: bool) -> dict[str, Any] | None:
     """One SDK record as a beacon/1 dict, or None for an event seaport does not store."""
     if not isinstance(record, dict):
-        raise Rejected(400, "not_an_object")
+        raise Rejected(400, NOT_AN_OBJECT)
     if ENCRYPTED_KEYS & record.keys():
         raise Rejected(400, "encrypted_payload")
     name = record.get("event")
