@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from seaport.audit import audit_warehouse
     from seaport.residency import partner_region
-    from sinks.warehouse import ANALYTICS_TABLES
+    from transforms.cells import ANALYTICS_TABLES
 
     region = partner_region(args.partner)
     source = args.warehouse / "parquet"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from sinks.warehouse import ANALYTICS_TABLES
+from transforms.cells import ANALYTICS_TABLES
 
 
 def summarize(root: Path) -> str:

@@ -34,7 +34,22 @@ from dashboards.views import create_views
 from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS
 from seaport.errors import SeaportError
 from sinks.quality import validate_publish
-from transforms.consent import blocks_join, blocks_sql, events_with_consent_sql, minor_blocks_sql
+from transforms.cells import (
+    ANALYTICS_TABLES,
+    RETENTION_WEEKS,
+    cell_queries,
+    count_suppressed,
+    publish_retention,
+    suppress_small_cells,
+)
+from transforms.consent import (
+    blocks_join,
+    blocks_sql,
+    events_with_consent_sql,
+    minor_blocks_sql,
+    unlink_erased_subjects,
+    withhold_profiles_without_consent,
+)
 from transforms.deadlines import due_by
 from transforms.holds import held_sql, holds_table, load_holds
 
@@ -131,34 +146,6 @@ STAGED_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
-
-# The tables whose suppressed cells roll up, per hour or day, into one row of `(other)`
-# dimensions: (time column, dimension columns).
-OTHER = "(other)"
-ROLLUP_DIMENSIONS = {
-    "page_views_hourly": ("hour", ("page",)),
-    "page_views_daily": ("day", ("page",)),
-    "clicks_hourly": ("hour", ("page", "element")),
-    "clicks_daily": ("day", ("page", "element")),
-    "devices_daily": ("day", ("device_model", "os", "os_version_major")),
-    "audience_daily": ("day", ("gender", "country", "city", "language")),
-}
-
-# The aggregate tables, each with the column that counts what it stands on (coverage: the share
-# of that count its published rows, `(other)` rows included, hold).
-COUNTED = {
-    "page_views_hourly": "views",
-    "page_views_daily": "views",
-    "clicks_hourly": "clicks",
-    "clicks_daily": "clicks",
-    "devices_daily": "events",
-    "audience_daily": "visitors",
-    "sessions_daily": "sessions",
-    "retention_weekly": "visitors",
-}
-ANALYTICS_TABLES = tuple(COUNTED)
-# Retention cohorts are the weeks of a consenting subject's first visit within this many weeks.
-RETENTION_WEEKS = 12
 
 
 @dataclass(frozen=True)
@@ -423,8 +410,8 @@ class Warehouse:
             f"""DELETE FROM st.visitor_days v USING minors_st b
                 WHERE v.subject_pseudonym = b.subject_pseudonym AND v.day <= {self._day("b.blocked_until")}"""
         )
-        self._unlink_erased_subjects()
-        self._withhold_profiles_without_consent(gated_columns)
+        unlink_erased_subjects(con)
+        withhold_profiles_without_consent(con, gated_columns)
         # The late window: facts of closed days are personal data with no purpose left (they can no
         # longer change a published cell), so they go.
         con.execute(f"DELETE FROM st.analytics_events WHERE ts < {opened}")
@@ -491,60 +478,6 @@ class Warehouse:
         first_open_day = f"{self._day('ts')} - {int(self.late_days)}"
         return f"coalesce((SELECT {self._day_start(first_open_day)} FROM st.watermark), '-infinity'::TIMESTAMPTZ)"
 
-    def _unlink_erased_subjects(self) -> None:
-        """R8: an erased subject's facts lose every link to the person, while the aggregates
-        published before the request stay as they were: each erased pseudonym, and each session
-        it took part in, is replaced by a random token (one per subject or session, so distinct
-        counts do not move), in the facts and in the consent ledger. Nothing derives a token from
-        the person or the key, so nobody can find these rows again. New events of the subject
-        are kept out by the erasure record (`blocks_sql`). Only this run's requests have anything
-        left to unlink."""
-        con = self.con
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE erased_tokens AS
-               SELECT subject_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
-               FROM (SELECT subject_pseudonym FROM st.analytics_events
-                     UNION SELECT subject_pseudonym FROM st.consent_changes
-                     UNION SELECT subject_pseudonym FROM st.visitor_days)
-               WHERE subject_pseudonym IN (SELECT analytics_pseudonym FROM staged_erasure)"""
-        )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE erased_sessions AS
-               SELECT session_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
-               FROM (SELECT DISTINCT session_pseudonym FROM st.analytics_events
-                     WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM erased_tokens)
-                       AND session_pseudonym IS NOT NULL)"""
-        )
-        con.execute(
-            """UPDATE st.analytics_events e SET session_pseudonym = t.token FROM erased_sessions t
-               WHERE e.session_pseudonym = t.session_pseudonym"""
-        )
-        for table in ("st.analytics_events", "st.consent_changes", "st.visitor_days"):
-            con.execute(
-                f"""UPDATE {table} e SET subject_pseudonym = t.token FROM erased_tokens t
-                    WHERE e.subject_pseudonym = t.subject_pseudonym"""
-            )
-
-    def _withhold_profiles_without_consent(self, gated_columns: list[str]) -> None:
-        """R2: profile dimensions stay only on events whose subject had analytics consent at the
-        event's own time (R3); the others lose them for good. Only this run's events and those of
-        subjects whose consent changed in it can have anything to lose."""
-        if not gated_columns:
-            return
-        assignments = ", ".join(f"{c} = NULL" for c in gated_columns)
-        any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS SELECT * FROM st.analytics_events
-                WHERE ({any_set}) AND (event_id IN (SELECT event_id FROM staged_analytics)
-                                       OR subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects))"""
-        )
-        self.con.execute(
-            f"""UPDATE st.analytics_events SET {assignments}
-                WHERE event_id IN (
-                    SELECT event_id FROM ({events_with_consent_sql("profile_candidates", "st.consent_changes")})
-                    WHERE NOT granted)"""
-        )
-
     # -- the analysts' tables --------------------------------------------------------------------
     def materialize(self, summary: RunSummary | None = None) -> dict[str, int]:
         """Rebuild the aggregates of the days the committed runs changed (`st.dirty_days`) from the
@@ -579,58 +512,7 @@ class Warehouse:
             f"""CREATE OR REPLACE TEMP TABLE sev AS SELECT * FROM ({self._with_consent_and_time(session_events)})
                 QUALIFY min(day) OVER (PARTITION BY session_pseudonym) IN (SELECT day FROM days)"""
         )
-        # k holds for every figure of a row, each over its own contributors: `_subjects` is the
-        # fewest subjects behind any count of the row (the row is published only at >= k), and an
-        # average from fewer than k subjects is null. `visitors` stands on the consenting subjects
-        # it counts: a row is published only when they are at least k, or none (a 0 stands on nobody).
-        page_views = """
-                SELECT {time}, page,
-                       count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views,
-                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted AND event = 'page_view') AS visitors,
-                       CASE WHEN count(DISTINCT subject_pseudonym) FILTER (WHERE event = 'page_leave') >= {k}
-                            THEN avg(duration_ms) FILTER (WHERE event = 'page_leave') END AS avg_duration_ms,
-                       {versions},
-                       least(count(DISTINCT subject_pseudonym) FILTER (WHERE event = 'page_view'), {visitors}) AS _subjects
-                FROM {src} WHERE event IN ('page_view', 'page_leave') GROUP BY ALL"""
-        clicks = """
-                SELECT {time}, page, element, count(DISTINCT event_id) AS clicks,
-                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
-                       {versions}, least(count(DISTINCT subject_pseudonym), {visitors}) AS _subjects
-                FROM {src} WHERE event = 'click' GROUP BY ALL"""
-        cells = {
-            "page_views_hourly": page_views.replace("{time}", "hour"),
-            "page_views_daily": page_views.replace("{time}", "day"),
-            "clicks_hourly": clicks.replace("{time}", "hour"),
-            "clicks_daily": clicks.replace("{time}", "day"),
-            "devices_daily": """
-                SELECT day, device_model, os, os_version_major, count(DISTINCT event_id) AS events,
-                       count(DISTINCT subject_pseudonym) FILTER (WHERE granted) AS visitors,
-                       {versions}, least(count(DISTINCT subject_pseudonym), {visitors}) AS _subjects
-                FROM {src} GROUP BY ALL""",
-            "audience_daily": """
-                SELECT day, gender, country, city, language,
-                       count(DISTINCT subject_pseudonym) AS visitors,
-                       {versions}, count(DISTINCT subject_pseudonym) AS _subjects
-                FROM {src} WHERE granted GROUP BY ALL""",
-            "sessions_daily": """
-                SELECT day, count(*) AS sessions, avg(duration_ms) AS avg_session_duration_ms,
-                       avg(CASE WHEN views <= 1 THEN 1.0 ELSE 0.0 END) AS bounce_rate,
-                       array_to_string(list_sort(list_distinct(flatten(list(versions)))), ',') AS policy_version,
-                       len(list_distinct(flatten(list(subjects)))) AS _subjects
-                FROM (SELECT session_pseudonym, min(day) AS day, list(DISTINCT subject_pseudonym) AS subjects,
-                             list(DISTINCT policy_version) AS versions,
-                             coalesce(sum(duration_ms) FILTER (WHERE event = 'page_leave'), 0) AS duration_ms,
-                             count(DISTINCT event_id) FILTER (WHERE event = 'page_view') AS views
-                      FROM sev GROUP BY session_pseudonym)
-                GROUP BY day""",
-        }
-        # Every published row names the field-policy version(s) that made its events.
-        versions = "string_agg(DISTINCT policy_version, ',' ORDER BY policy_version) AS policy_version"
-        visitors = "CASE WHEN visitors = 0 THEN {k} ELSE visitors END"  # 0 or >= k
-        cells = {
-            table: sql.replace("{versions}", versions).replace("{visitors}", visitors).replace("{k}", str(k))
-            for table, sql in cells.items()
-        }
+        cells = cell_queries(k)
         # The consenting visitors per day of the rebuilt days, for retention (state's own transaction:
         # a crash before the aggregates' commit leaves the days dirty, and this is redone the same)
         con.execute("BEGIN")
@@ -653,18 +535,13 @@ class Warehouse:
             if day != "day":  # hourly: how many quiet hours an `(other)` row holds (below), else 1
                 con.execute(f"ALTER TABLE main.{table} ADD COLUMN IF NOT EXISTS hours INTEGER DEFAULT 1")
             con.execute(f"DELETE FROM main.{table} WHERE {day} IN (SELECT day FROM days)")
-            con.execute(
-                f"""INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects) FROM cells
-                    WHERE _subjects >= {k} ORDER BY ALL"""
-            )
-            if table in ROLLUP_DIMENSIONS:
-                self._roll_up_suppressed(table, sql, k)
+            suppress_small_cells(con, table, sql, k)
             con.execute(
                 f"DELETE FROM main.suppressed_cells_daily WHERE table_name = '{table}' AND day IN (SELECT day FROM days)"
             )
-            self._count_suppressed(table, day, "cells", k)
+            count_suppressed(con, table, day, "cells", k)
         con.execute("DROP TABLE cells")
-        self._retention(k)
+        publish_retention(con, k)
         con.execute("DROP TABLE ev")
         con.execute("DROP TABLE sev")
         listed = ", ".join(f"('{t}')" for t in ANALYTICS_TABLES)
@@ -725,53 +602,6 @@ class Warehouse:
             con.execute("ROLLBACK")
             raise QualityGateFailed(report.one_line())
 
-    def _count_suppressed(self, table: str, day: str, cells: str, k: int) -> None:
-        """Per day of `cells` (the table's cells before suppression, `_subjects` each): the cells
-        suppressed and what they counted, what all cells counted, and what the published rows
-        (`(other)` included) hold: `suppressed_cells` and `coverage_daily` come from it."""
-        counted = COUNTED[table]
-        self.con.execute(
-            f"""INSERT INTO main.suppressed_cells_daily BY NAME
-                SELECT '{table}' AS table_name, c.day, c.cells, c.events, c.counted,
-                       coalesce(p.published, 0) AS published
-                FROM (SELECT {day} AS day, count(*) FILTER (WHERE _subjects < {k}) AS cells,
-                             coalesce(sum({counted}) FILTER (WHERE _subjects < {k}), 0) AS events,
-                             coalesce(sum({counted}), 0) AS counted
-                      FROM {cells} GROUP BY ALL) c
-                LEFT JOIN (SELECT {day} AS day, sum({counted}) AS published FROM main.{table} GROUP BY ALL) p
-                USING (day)"""
-        )
-
-    def _retention(self, k: int) -> None:
-        """`retention_weekly`: per cohort (the week of a consenting subject's first visit within
-        the last RETENTION_WEEKS weeks) and weeks since, the cohort's subjects who visited with
-        consent that week; rows under k are suppressed. Rebuilt whole from `st.visitor_days`."""
-        con = self.con
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE weeks AS
-               SELECT subject_pseudonym, date_trunc('week', day)::DATE AS week,
-                      list_distinct(flatten(list(string_split(policy_version, ',')))) AS versions
-               FROM st.visitor_days GROUP BY ALL"""
-        )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE retention_cells AS
-               SELECT f.cohort_week, ((w.week - f.cohort_week) // 7)::INTEGER AS weeks_since,
-                      count(DISTINCT w.subject_pseudonym) AS visitors,
-                      array_to_string(list_sort(list_distinct(flatten(list(w.versions)))), ',') AS policy_version,
-                      count(DISTINCT w.subject_pseudonym) AS _subjects
-               FROM weeks w JOIN (SELECT subject_pseudonym, min(week) AS cohort_week FROM weeks GROUP BY ALL) f
-                 USING (subject_pseudonym)
-               GROUP BY ALL"""
-        )
-        con.execute(
-            f"""CREATE OR REPLACE TABLE main.retention_weekly AS
-                SELECT * EXCLUDE (_subjects) FROM retention_cells WHERE _subjects >= {k} ORDER BY ALL"""
-        )
-        con.execute("DELETE FROM main.suppressed_cells_daily WHERE table_name = 'retention_weekly'")
-        self._count_suppressed("retention_weekly", "cohort_week", "retention_cells", k)
-        con.execute("DROP TABLE weeks")
-        con.execute("DROP TABLE retention_cells")
-
     def _with_consent_and_time(self, events: str) -> str:
         """SQL: `events` with `granted` (consent at the event's time), their `hour` and `day`. An
         event's hour starts the local minutes and seconds before it: unlike local time truncated
@@ -780,58 +610,6 @@ class Warehouse:
         return f"""SELECT *, ts - (timezone('{tz}', ts) - date_trunc('hour', timezone('{tz}', ts))) AS hour,
                           {self._day("ts")} AS day
                    FROM ({events_with_consent_sql(events, "st.consent_changes")})"""
-
-    def _roll_up_suppressed(self, table: str, sql: str, k: int) -> None:
-        """Per hour or day, the events of the suppressed cells as one row whose dimensions are all
-        `(other)`, published under the same k rule (distinct counts over those events, not sums of
-        the cells')."""
-        time, dims = ROLLUP_DIMENSIONS[table]
-        same_cell = " AND ".join([f"e.{time} = s.{time}", *(f"e.{d} IS NOT DISTINCT FROM s.{d}" for d in dims)])
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE other_ev AS
-                SELECT * REPLACE ({", ".join(f"'{OTHER}' AS {d}" for d in dims)}) FROM ev e
-                SEMI JOIN (SELECT * FROM cells WHERE _subjects < {k}) s ON {same_cell}"""
-        )
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE other_cells AS {sql.replace('{src}', 'other_ev')}")
-        self.con.execute(
-            f"INSERT INTO main.{table} BY NAME SELECT * EXCLUDE (_subjects) FROM other_cells WHERE _subjects >= {k}"
-        )
-        if time == "hour":
-            self._roll_up_quiet_hours(table, sql, k)
-        self.con.execute("DROP TABLE other_ev")
-        self.con.execute("DROP TABLE other_cells")
-
-    def _roll_up_quiet_hours(self, table: str, sql: str, k: int) -> None:
-        """An hourly table's `(other)` rows of quiet hours that still stand on fewer than k
-        subjects: per day, consecutive such hours merge (in time order) until their events stand
-        on k, and publish as one `(other)` row at the block's first hour whose `hours` says how
-        many hours it holds. What is left at the day's end stays suppressed. The same cell SQL
-        decides, so every figure keeps the k rule."""
-        con = self.con
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE quiet_ev AS SELECT * FROM other_ev
-                WHERE hour NOT IN (SELECT hour FROM other_cells WHERE _subjects >= {k})"""
-        )
-        hours = con.execute("SELECT DISTINCT day, hour FROM quiet_ev ORDER BY hour").fetchall()
-        block: list[Any] = []
-        for i, (day, hour) in enumerate(hours):
-            block.append(hour)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE block_ev AS SELECT * REPLACE (?::TIMESTAMPTZ AS hour) FROM quiet_ev "
-                "WHERE hour IN (SELECT unnest(?::TIMESTAMPTZ[]))",
-                [block[0], block],
-            )
-            cells = sql.replace("{src}", "block_ev")
-            if (self._scalar(f"SELECT min(_subjects) FROM ({cells})") or 0) >= k:
-                con.execute(
-                    f"""INSERT INTO main.{table} BY NAME
-                        SELECT * EXCLUDE (_subjects), {len(block)} AS hours FROM ({cells})"""
-                )
-                block = []
-            elif i + 1 == len(hours) or hours[i + 1][0] != day:
-                block = []  # the day's last hours stay suppressed
-        con.execute("DROP TABLE quiet_ev")
-        con.execute("DROP TABLE IF EXISTS block_ev")
 
     def _row_day(self, table: str) -> str:
         """SQL: the calendar day a row of an aggregate table belongs to."""

@@ -11,11 +11,21 @@ The rules live here once, as SQL that the warehouse runs over its own tables:
 - R8: an erased subject counts nowhere from the request on, replays of old offsets included;
   aggregates published before it hold no identifier and stay as they were.
 
+Two of them also act, inside the warehouse's commit: `unlink_erased_subjects` (R8: an erased
+subject's facts keep no link to the person) and `withhold_profiles_without_consent` (R2: profile
+dimensions only on events with consent at their time). k-anonymity of what is published is
+`transforms/cells.py`.
+
 Each store keeps these facts under its own purpose's pseudonyms (R1: the analytics and security
 pseudonyms of one person are never stored side by side), so the same SQL runs over either.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def minor_blocks_sql(consent_table: str) -> str:
@@ -66,3 +76,61 @@ def events_with_consent_sql(events_table: str, consent_table: str) -> str:
             QUALIFY row_number() OVER (PARTITION BY subject_pseudonym, ts
                                        ORDER BY source_partition DESC, source_offset DESC) = 1) c
           ON e.subject_pseudonym = c.subject_pseudonym AND e.ts >= c.ts"""
+
+
+# -- run by the warehouse's commit over its state store (`st.`) and this run's staged rows ------------
+
+
+def unlink_erased_subjects(con: duckdb.DuckDBPyConnection) -> None:
+    """R8: an erased subject's facts lose every link to the person, while the aggregates
+    published before the request stay as they were: each erased pseudonym, and each session
+    it took part in, is replaced by a random token (one per subject or session, so distinct
+    counts do not move), in the facts and in the consent ledger. Nothing derives a token from
+    the person or the key, so nobody can find these rows again. New events of the subject
+    are kept out by the erasure record (`blocks_sql`). Only this run's requests have anything
+    left to unlink."""
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE erased_tokens AS
+           SELECT subject_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
+           FROM (SELECT subject_pseudonym FROM st.analytics_events
+                 UNION SELECT subject_pseudonym FROM st.consent_changes
+                 UNION SELECT subject_pseudonym FROM st.visitor_days)
+           WHERE subject_pseudonym IN (SELECT analytics_pseudonym FROM staged_erasure)"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE erased_sessions AS
+           SELECT session_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
+           FROM (SELECT DISTINCT session_pseudonym FROM st.analytics_events
+                 WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM erased_tokens)
+                   AND session_pseudonym IS NOT NULL)"""
+    )
+    con.execute(
+        """UPDATE st.analytics_events e SET session_pseudonym = t.token FROM erased_sessions t
+           WHERE e.session_pseudonym = t.session_pseudonym"""
+    )
+    for table in ("st.analytics_events", "st.consent_changes", "st.visitor_days"):
+        con.execute(
+            f"""UPDATE {table} e SET subject_pseudonym = t.token FROM erased_tokens t
+                WHERE e.subject_pseudonym = t.subject_pseudonym"""
+        )
+
+
+def withhold_profiles_without_consent(con: duckdb.DuckDBPyConnection, gated_columns: list[str]) -> None:
+    """R2: profile dimensions stay only on events whose subject had analytics consent at the
+    event's own time (R3); the others lose them for good. Only this run's events and those of
+    subjects whose consent changed in it can have anything to lose."""
+    if not gated_columns:
+        return
+    assignments = ", ".join(f"{c} = NULL" for c in gated_columns)
+    any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS SELECT * FROM st.analytics_events
+            WHERE ({any_set}) AND (event_id IN (SELECT event_id FROM staged_analytics)
+                                   OR subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects))"""
+    )
+    con.execute(
+        f"""UPDATE st.analytics_events SET {assignments}
+            WHERE event_id IN (
+                SELECT event_id FROM ({events_with_consent_sql("profile_candidates", "st.consent_changes")})
+                WHERE NOT granted)"""
+    )
