@@ -585,25 +585,25 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
         for rec in kept:
             out.redactions.update(policy.leak_attempts(rec.value))
     if rejected:
-        tables["deadletter"] = [_dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), pseudonymizer)]
+        tables["deadletter"] = [_dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), policy, pseudonymizer)]
     out.tables = {kind: pa.concat_tables(parts) if len(parts) > 1 else parts[0] for kind, parts in tables.items()}
     return out
 
 
-def _dead_letters(topic: str, rejected: list[tuple[Any, str]], pseudonymizer: Any) -> pa.Table:
+def _dead_letters(topic: str, rejected: list[tuple[Any, str]], policy: Any, pseudonymizer: Any) -> pa.Table:
     from transforms.pseudonyms import Purpose
     from transforms.redact import redact_payload
 
     rows = []
     for rec, reason in rejected:
-        subject = _subject_of_rejected(rec.value) if reason != TOO_LARGE else None
+        subject = _subject_of_rejected(policy, topic, rec.value) if reason != TOO_LARGE else None
         rows.append(
             {
                 "source_topic": topic,
                 "source_partition": rec.partition,
                 "source_offset": rec.offset,
                 "reason": reason,
-                "subject_pseudonym": pseudonymizer.pseudonymize(Purpose.SECURITY, *subject) if subject else None,
+                "subject_pseudonym": policy.pseudonym(pseudonymizer, Purpose.SECURITY, *subject) if subject else None,
                 "payload": redact_payload(rec.value or b""),
             }
         )
@@ -638,7 +638,7 @@ def _protect_many(
     if topic == "access_logs.raw":
         security, found = policy.protect_many("access", Purpose.SECURITY, msgs, pseudonymizer)
         for kinds in found.values():
-            redactions.update(kinds)
+            redactions.update(redactions_of_event(kinds))
         security["event_id"] = [f"{topic}/{rec.partition}/{rec.offset}" for rec in recs]
         return {"security": table("security", security | position)}, redactions, recs
     if topic == "consent.events":
@@ -670,28 +670,18 @@ def _protect_many(
     return {"erasure": table("erasure", erasure)}, redactions, recs
 
 
-def _subject_of_rejected(raw: bytes | None) -> tuple[str, str] | None:
-    """The subject a rejected message names, if it can be told, so that erasure reaches it."""
+def _subject_of_rejected(policy: Any, topic: str, raw: bytes | None) -> tuple[str, str] | None:
+    """The subject a rejected message names, where the field policy says a message of its topic
+    names one, so that erasure reaches it."""
+    from transforms.policy import TOPIC_KINDS
     from transforms.redact import well_formed
 
     try:
         doc = safejson.loads(raw or b"")
     except ValueError:  # bad JSON, bad UTF-8, too deep
         return None
-    if not isinstance(doc, dict):
-        return None
-    user = doc.get("user") if isinstance(doc.get("user"), dict) else {}
-    subject = doc.get("subject") if isinstance(doc.get("subject"), dict) else {}
-    for kind, value in (
-        ("openid", user.get("openid")),
-        ("openid", subject.get("openid")),
-        ("openid", doc.get("openid")),
-        ("anonymous_id", doc.get("anonymous_id")),
-        ("anonymous_id", subject.get("anonymous_id")),
-    ):
-        if isinstance(value, str) and value:
-            return kind, well_formed(value)
-    return None
+    subject = policy.subject_of(TOPIC_KINDS[topic], doc)
+    return (subject[0], well_formed(subject[1])) if subject else None
 
 
 def publish_deadletters(client: Any, staging: Path, prefix: str) -> int:

@@ -83,13 +83,6 @@ class Beacon(_Message):
             raise ValueError("a page_leave needs duration_ms")
         return self
 
-    @property
-    def subject(self) -> Subject:
-        """The subject of a beacon: its `user.openid` when present, else its `anonymous_id`."""
-        if self.user is not None and self.user.openid:
-            return Subject(openid=self.user.openid)
-        return Subject(anonymous_id=self.anonymous_id)
-
 
 class AccessLog(_Message):
     """`access/1`: one access-log record."""

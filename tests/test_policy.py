@@ -138,8 +138,10 @@ def test_subject_is_openid_when_signed_in_else_anonymous_id():
     for signed_in in (True, False):
         b = beacon(ids, signed_in=signed_in)
         analytics, security, _ = protect_beacon(POLICY, b, P)
-        assert analytics["subject_pseudonym"] == P.pseudonymize_subject(Purpose.ANALYTICS, b.subject)
-        assert security["subject_pseudonym"] == P.pseudonymize_subject(Purpose.SECURITY, b.subject)
+        subject = ("openid", ids["openid"]) if signed_in else ("anonymous_id", ids["anonymous_id"])
+        assert POLICY.subject_of("beacon", b.model_dump(mode="json", by_alias=True)) == subject
+        assert analytics["subject_pseudonym"] == P.pseudonymize(Purpose.ANALYTICS, *subject)
+        assert security["subject_pseudonym"] == P.pseudonymize(Purpose.SECURITY, *subject)
         assert analytics["subject_pseudonym"] != security["subject_pseudonym"]  # can't be joined (R1)
         assert analytics["session_pseudonym"] == P.pseudonymize(Purpose.ANALYTICS, "session_id", ids["session_id"])
     anonymous, _, _ = protect_beacon(POLICY, beacon(ids, signed_in=False), P)
@@ -194,16 +196,16 @@ def test_consent_and_erasure_rows_carry_each_purposes_pseudonym():
         }
     )
     analytics, security = protect_consent(POLICY, change, P)
-    assert analytics["subject_pseudonym"] == P.pseudonymize_subject(Purpose.ANALYTICS, change.subject)
-    assert security["subject_pseudonym"] == P.pseudonymize_subject(Purpose.SECURITY, change.subject)
+    assert analytics["subject_pseudonym"] == P.pseudonymize(Purpose.ANALYTICS, "openid", ids["openid"])
+    assert security["subject_pseudonym"] == P.pseudonymize(Purpose.SECURITY, "openid", ids["openid"])
     assert (analytics["analytics"], analytics["minor"], analytics["guardian_consent"]) == ("granted", False, None)
     erasure = ErasureRequest.model_validate(
         {"schema": "erasure/1", "ts": "2026-11-25T00:00:00Z", "subject": {"anonymous_id": ids["anonymous_id"]},
          "request_id": "r-1"}
     )  # fmt: skip
     a, s = protect_erasure(POLICY, erasure, P)
-    assert a["subject_pseudonym"] == P.pseudonymize_subject(Purpose.ANALYTICS, erasure.subject)
-    assert s["subject_pseudonym"] == P.pseudonymize_subject(Purpose.SECURITY, erasure.subject)
+    assert a["subject_pseudonym"] == P.pseudonymize(Purpose.ANALYTICS, "anonymous_id", ids["anonymous_id"])
+    assert s["subject_pseudonym"] == P.pseudonymize(Purpose.SECURITY, "anonymous_id", ids["anonymous_id"])
     assert a["request_id"] == "r-1"
     for row in (analytics, security, a, s):
         assert_no_identifier(row, ids)

@@ -11,7 +11,6 @@ import stat
 
 import pytest
 
-from schemas.models import Subject
 from seaport.errors import SeaportError
 from transforms.pseudonyms import KEY_FILE_ENV, Pseudonymizer, Purpose
 
@@ -59,13 +58,6 @@ def test_no_unkeyed_digest_and_another_key_gives_other_pseudonyms():
     assert p.key_id == Pseudonymizer.from_key_bytes(MASTER).key_id
 
 
-def test_subject_pseudonym_uses_the_subject_kind():
-    p = Pseudonymizer.from_key_bytes(MASTER)
-    anonymous = "c-" + RNG.randbytes(4).hex()
-    subject = Subject(anonymous_id=anonymous)
-    assert p.pseudonymize_subject(Purpose.ANALYTICS, subject) == p.pseudonymize(
-        Purpose.ANALYTICS, "anonymous_id", anonymous
-    )
 
 
 def test_pickles_without_its_caches():

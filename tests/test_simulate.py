@@ -153,7 +153,7 @@ def test_consent_has_grants_withdrawals_regrants_and_minors(
     assert any(c.subject.anonymous_id for c in consent) and any(c.subject.openid for c in consent)
     first_event, last_event = {}, {}
     for b in beacons:
-        s = b.subject.value
+        s = (b.user.openid if b.user and b.user.openid else None) or b.anonymous_id  # the subject (policy)
         first_event[s] = min(first_event.get(s, b.ts), b.ts)
         last_event[s] = max(last_event.get(s, b.ts), b.ts)
     grants = [c for c in consent if c.analytics == "granted" and c.subject.value in first_event]
@@ -163,7 +163,7 @@ def test_consent_has_grants_withdrawals_regrants_and_minors(
 
 
 def test_erasure_requests_name_known_subjects(traffic: Traffic, beacons: list[Beacon]) -> None:
-    subjects = {b.subject.value for b in beacons}
+    subjects = {(b.user.openid if b.user and b.user.openid else None) or b.anonymous_id for b in beacons}
     requests = [TOPIC_MODELS["erasure.requests"].model_validate_json(line) for line in traffic.erasures]
     assert len(requests) == 2 and all(r.subject.value in subjects for r in requests)
 

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas import safejson
-from schemas.models import AccessLog, Beacon, ConsentChange, ErasureRequest
+from schemas.models import TOPIC_MODELS, AccessLog, Beacon, ConsentChange, ErasureRequest
 from schemas.tables import ANALYTICS_EVENTS, SECURITY_EVENTS
 from seaport.errors import SeaportError
 from transforms import generalize, redact
@@ -49,6 +49,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "consent": ConsentChange,
     "erasure": ErasureRequest,
 }
+
+# topic -> the message kind its messages are (the policy's tables are named by kind)
+TOPIC_KINDS = {topic: kind for topic, model in TOPIC_MODELS.items() for kind, m in SCHEMAS.items() if m is model}
 
 ANALYTICS_COLUMNS = ANALYTICS_EVENTS.names
 SECURITY_COLUMNS = SECURITY_EVENTS.names
@@ -344,6 +347,26 @@ class FieldPolicy:
     def consent_gated_columns(self) -> list[str]:
         """Analytics columns usable only while the subject's analytics consent is granted (R2, R3)."""
         return list(self._gated)
+
+    def subject_fields(self, kind: str) -> list[tuple[tuple[str, ...], str]]:
+        """Where a message of `kind` names its subject, in the order the policy tries them: the
+        fields that fill `subject_pseudonym` (fallbacks last), as (JSON path, pseudonym kind)."""
+        return [
+            (tuple(s.field.split(".")), s.method)
+            for s in self._plans[(kind, Purpose.SECURITY)]
+            if s.column == "subject_pseudonym" and s.verb == "pseudonymize"
+        ]
+
+    def subject_of(self, kind: str, doc: Any) -> tuple[str, str] | None:
+        """(pseudonym kind, value) of the subject a message of `kind` names, read from its JSON
+        object by `subject_fields`; None when it names none (or is not an object)."""
+        for path, pseudonym_kind in self.subject_fields(kind):
+            value = doc
+            for name in path:
+                value = value.get(name) if isinstance(value, dict) else None
+            if isinstance(value, str) and value:
+                return pseudonym_kind, value
+        return None
 
     def pseudonym(self, p: Pseudonymizer, purpose: Purpose, kind: str, value: str) -> str:
         """The pseudonym the rows hold for an identifier of `kind` (as a rule `pseudonymize:kind`

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from schemas.models import Subject
 from seaport.errors import SeaportError
 
 KEY_FILE_ENV = "SEAPORT_PSEUDONYM_KEY_FILE"
@@ -69,10 +68,6 @@ class Pseudonymizer:
     def pseudonymize(self, purpose: Purpose, kind: str, value: str) -> str:
         """The pseudonym of `value` (an identifier of `kind`) under `purpose`'s key (R1, R4)."""
         return self.hmac_for(purpose, kind)(value)
-
-    def pseudonymize_subject(self, purpose: Purpose, subject: Subject) -> str:
-        """The pseudonym of a consent/erasure/beacon subject: kind "openid" or "anonymous_id"."""
-        return self.hmac_for(purpose, subject.kind)(subject.value)
 
     def hmac_for(self, purpose: Purpose, kind: str) -> Callable[[str], str]:
         """A memoized `value -> pseudonym` for one purpose and kind: the hot path's form."""
