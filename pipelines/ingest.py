@@ -585,14 +585,15 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
         for rec in kept:
             out.redactions.update(policy.leak_attempts(rec.value))
     if rejected:
-        tables["deadletter"] = [_dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), policy, pseudonymizer)]
+        tables["deadletter"] = [
+            _dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), policy, pseudonymizer)
+        ]
     out.tables = {kind: pa.concat_tables(parts) if len(parts) > 1 else parts[0] for kind, parts in tables.items()}
     return out
 
 
 def _dead_letters(topic: str, rejected: list[tuple[Any, str]], policy: Any, pseudonymizer: Any) -> pa.Table:
     from transforms.pseudonyms import Purpose
-    from transforms.redact import redact_payload
 
     rows = []
     for rec, reason in rejected:
@@ -604,7 +605,7 @@ def _dead_letters(topic: str, rejected: list[tuple[Any, str]], policy: Any, pseu
                 "source_offset": rec.offset,
                 "reason": reason,
                 "subject_pseudonym": policy.pseudonym(pseudonymizer, Purpose.SECURITY, *subject) if subject else None,
-                "payload": redact_payload(rec.value or b""),
+                "payload": policy.redact_payload(rec.value or b""),
             }
         )
     return pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS["deadletter"])

@@ -28,7 +28,6 @@ from tests.hostile import GOOD, hostile_message
 from tests.model import build_dataset, expected_tables, rounded
 from tests.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
 from tests.test_ingest_transforms import POLICY, PSEUDONYMS
-from transforms.redact import redact_payload
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = {"beacons.raw": "/collect", "consent.events": "/consent", "access_logs.raw": "/logs"}
@@ -58,7 +57,7 @@ def test_every_hostile_message_is_a_dead_letter_with_a_reason(message):
     [letter] = staged.tables["deadletter"].to_pylist()
     assert letter["source_offset"] == 0 and letter["reason"]
     json.dumps(letter, ensure_ascii=False).encode()  # a dead letter is always writable as UTF-8
-    assert isinstance(redact_payload(raw), str)
+    assert isinstance(POLICY.redact_payload(raw), str)
     message_key(topic, raw)  # produce's key: never raises
 
 
@@ -175,13 +174,15 @@ def test_redaction_is_linear_in_its_input_on_crafted_free_text():
     regression fails instead of hanging."""
     code = """
 import sys
-from transforms.redact import clean_page_cached, redact_cached, redact_payload
+from transforms.policy import FieldPolicy
+from transforms.redact import clean_page_cached, redact_cached
+POLICY = FieldPolicy.load()
 n = 200_000
 for text in ("x" * n + "@" + "y" * n, "a." * n + "@" + "b." * n, "1" * n, "x" * n, "a@" * n, "1." * n):
     redact_cached(text)
     clean_page_cached("/" + text)
-    redact_payload(text.encode())
-    redact_payload(('{"page": "' + text + '"}').encode())
+    POLICY.redact_payload(text.encode())
+    POLICY.redact_payload(('{"page": "' + text + '"}').encode())
 print("done")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)

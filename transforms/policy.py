@@ -70,6 +70,7 @@ ROW_COLUMNS: dict[tuple[str, Purpose], tuple[str, ...]] = {
 }
 # Filled by the code, not by a field: no rule may target them.
 RESERVED_COLUMNS = frozenset({"source", "policy_version", "key_id"})
+IDENTIFYING = frozenset({"direct_identifier", "quasi_identifier"})
 
 Counts = Counter[str]
 
@@ -214,6 +215,8 @@ class FieldPolicy:
         if not isinstance(fields, list) or not all(isinstance(f, str) and f for f in fields):
             raise self._fail("registration_fields must be a list of field names")
         self._registration = tuple(fields)
+        self._dead_letter_identifiers: set[str] = {f.lower() for f in fields}
+        self._groups: set[str] = set()
         # One regex pass over the raw bytes: this runs on every valid message.
         self._registration_key = re.compile(rb'"(?:' + b"|".join(re.escape(f.encode()) for f in fields) + rb')"\s*:')
         unknown = set(doc) - set(SCHEMAS)
@@ -224,6 +227,9 @@ class FieldPolicy:
             if not isinstance(table, dict):
                 raise self._fail(f"[{kind}] is not a table")
             self._compile_schema(kind, model, table)
+        self._dead_letter_keys = redact.DeadLetterKeys(
+            frozenset(self._dead_letter_identifiers), frozenset(self._groups)
+        )
 
     def _compile_schema(self, kind: str, model: type[BaseModel], table: dict[str, Any]) -> None:
         fields = dict(_model_fields(model))
@@ -236,6 +242,10 @@ class FieldPolicy:
                 raise self._fail(f"rule for {kind}.{name}, which is not a field of {model.__name__}")
         for name, rule in rules.items():
             self._check_rule(f"{kind}.{name}", rule)
+            *groups, leaf = name.split(".")
+            self._groups.update(g.lower() for g in groups)
+            if rule["category"] in IDENTIFYING and not _shown(rule):
+                self._dead_letter_identifiers.add(leaf.lower())
         for purpose in Purpose:
             columns = ROW_COLUMNS[(kind, purpose)]
             steps = [
@@ -347,6 +357,18 @@ class FieldPolicy:
     def consent_gated_columns(self) -> list[str]:
         """Analytics columns usable only while the subject's analytics consent is granted (R2, R3)."""
         return list(self._gated)
+
+    @property
+    def dead_letter_keys(self) -> redact.DeadLetterKeys:
+        """What a dead letter's payload loses: the value of every field the rules call a direct
+        or quasi identifier and no row shows as text (a pseudonym, a generalization or nothing),
+        and of every registration field; an object of fields (`user`, `subject`, …) that came as
+        anything else, whole."""
+        return self._dead_letter_keys
+
+    def redact_payload(self, raw: bytes) -> str:
+        """A rejected message's payload, fit for the dead-letter topic (`transforms.redact`)."""
+        return redact_payload(raw, self.dead_letter_keys)
 
     def subject_fields(self, kind: str) -> list[tuple[tuple[str, ...], str]]:
         """Where a message of `kind` names its subject, in the order the policy tries them: the
@@ -467,6 +489,14 @@ def redactions_of_event(*found: list[str]) -> Counts:
         if kinds:
             counts |= Counter(kinds)
     return counts
+
+
+def _shown(rule: dict[str, Any]) -> bool:
+    """Whether some row shows the field's value as text (kept, or kept with identifiers redacted)."""
+    specs = [rule[p.value] for p in Purpose if p.value in rule]
+    actions = [a for spec in specs for a in (spec.values() if isinstance(spec, dict) else [spec])]
+    flat = [x for a in actions for x in (a if isinstance(a, list) else [a])]
+    return any(_parse_action(a)[0] == "keep" or a.startswith("generalize:redact") for a in flat if isinstance(a, str))
 
 
 def _path_expression(path: tuple[str, ...]) -> str:

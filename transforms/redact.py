@@ -15,8 +15,9 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from schemas import safejson
@@ -281,29 +282,35 @@ def clean_page(url: str) -> tuple[str, Counter[str]]:
 
 # --- dead letters ---------------------------------------------------------------------------
 
-# Keys of a message whose values are identifiers whatever they look like (contract.md fields).
-IDENTIFIER_KEYS = frozenset(
-    {"openid", "unionid", "anonymous_id", "session_id", "nickname", "avatar_url", "mac", "ip"}
-    | {"user_agent", "subject"}
-    | set(SENSITIVE_QUERY_KEYS)
-)
+# Which keys of a message hold identifiers is the field policy's to say
+# (`FieldPolicy.dead_letter_keys`); the names identifiers go by in queries and forms are added here.
 _REMOVED = "[removed]"
-_JSON_KEYED = re.compile(r'(?i)"(' + "|".join(re.escape(k) for k in IDENTIFIER_KEYS) + r')"(\s*:\s*)"[^"]*"?')
 MAX_DEADLETTER_CHARS = 4096
-
-
-# Keys whose value is an object of identifiers and profile data: anything else there (a list, a
-# string: the reason the message was rejected) is removed whole.
-_IDENTIFIER_GROUPS = frozenset({"user", "device", "network"})
 # Keys whose value is a URL or path: kept as an analytics page is (path and allow-listed query).
 _URL_KEYS = frozenset({"page", "referrer", "path"})
 
 
-def _redact_json(value: object) -> object:
+@dataclass(frozen=True)
+class DeadLetterKeys:
+    """What a dead letter's payload loses whole: the values of `identifiers` (keys, lowercase),
+    and a `groups` key (an object of identifiers and profile data) whose value is not an object
+    (a list, a string: the reason the message was rejected)."""
+
+    identifiers: frozenset[str]
+    groups: frozenset[str]
+
+    @cached_property
+    def keyed(self) -> re.Pattern[str]:
+        """`"key": "value"` of an identifier key, in a payload that is not JSON."""
+        names = "|".join(re.escape(k) for k in sorted(self.identifiers | set(SENSITIVE_QUERY_KEYS)))
+        return re.compile(r'(?i)"(' + names + r')"(\s*:\s*)"[^"]*"?')
+
+
+def _redact_json(value: object, keys: DeadLetterKeys) -> object:
     if isinstance(value, dict):
-        return {str(k): _redact_field(str(k).lower(), v) for k, v in value.items()}
+        return {str(k): _redact_field(str(k).lower(), v, keys) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact_json(v) for v in value]
+        return [_redact_json(v, keys) for v in value]
     if isinstance(value, str):
         return redact_cached(value)[0]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -314,17 +321,17 @@ def _redact_json(value: object) -> object:
     return value
 
 
-def _redact_field(key: str, value: object) -> object:
+def _redact_field(key: str, value: object, keys: DeadLetterKeys) -> object:
     if value is None:
         return None
-    if key in IDENTIFIER_KEYS or (key in _IDENTIFIER_GROUPS and not isinstance(value, dict)):
+    if key in keys.identifiers or key in SENSITIVE_QUERY_KEYS or (key in keys.groups and not isinstance(value, dict)):
         return _REMOVED
     if key in _URL_KEYS and isinstance(value, str):
         return clean_page_cached(value)[0]
-    return _redact_json(value)
+    return _redact_json(value, keys)
 
 
-def redact_payload(raw: bytes) -> str:
+def redact_payload(raw: bytes, keys: DeadLetterKeys) -> str:
     """A rejected message's payload, fit for the dead-letter topic: identifiers removed (R4).
 
     Values of identifier fields become "[removed]", other text is redacted; a payload that
@@ -335,9 +342,9 @@ def redact_payload(raw: bytes) -> str:
     try:
         parsed = safejson.loads(text)
     except ValueError:  # not JSON, or too deep to walk
-        cleaned = _JSON_KEYED.sub(lambda m: f'"{m.group(1)}"{m.group(2)}"{_REMOVED}"', text)
+        cleaned = keys.keyed.sub(lambda m: f'"{m.group(1)}"{m.group(2)}"{_REMOVED}"', text)
         return redact_cached(cleaned)[0][:MAX_DEADLETTER_CHARS]
-    return well_formed(json.dumps(_redact_json(parsed), ensure_ascii=False)[:MAX_DEADLETTER_CHARS])
+    return well_formed(json.dumps(_redact_json(parsed, keys), ensure_ascii=False)[:MAX_DEADLETTER_CHARS])
 
 
 def well_formed(text: str) -> str:
@@ -347,6 +354,7 @@ def well_formed(text: str) -> str:
 
 
 __all__ = [
+    "DeadLetterKeys",
     "PAGE_QUERY_ALLOW",
     "clean_page",
     "find_identifiers",
