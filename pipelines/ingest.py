@@ -62,6 +62,7 @@ from seaport.errors import SeaportError
 from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
 from seaport.progress import Progress
 from sinks.warehouse import STAGED_SCHEMAS, OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
+from transforms.consent import minor_without_guardian
 from transforms.policy import redactions_of_event
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
@@ -650,7 +651,9 @@ def _protect_many(
             "source_offset": position["_offset"],
             "ts": analytics["ts"],
             "analytics": analytics["analytics"],
-            "minor_without_guardian": [msg.minor_without_guardian for msg in msgs],
+            "minor_without_guardian": list(
+                map(minor_without_guardian, analytics["minor"], analytics["guardian_consent"])
+            ),
             "analytics_pseudonym": analytics["subject_pseudonym"],
             "security_pseudonym": security["subject_pseudonym"],
             "key_id": analytics["key_id"],
@@ -660,7 +663,7 @@ def _protect_many(
     security, _ = policy.protect_many("erasure", Purpose.SECURITY, msgs, pseudonymizer)
     erasure = {
         "request_id": analytics["request_id"],
-        "subject_kind": [msg.subject.kind for msg in msgs],
+        "subject_kind": [policy.subject_of("erasure", msg.model_dump(mode="json", by_alias=True))[0] for msg in msgs],
         "requested_at": analytics["ts"],
         "analytics_pseudonym": analytics["subject_pseudonym"],
         "security_pseudonym": security["subject_pseudonym"],

@@ -131,10 +131,6 @@ class ConsentChange(_Message):
     minor: bool = False
     guardian_consent: bool | None = None
 
-    @property
-    def minor_without_guardian(self) -> bool:
-        return self.minor and self.guardian_consent is not True
-
 
 class ErasureRequest(_Message):
     """`erasure/1`: delete a subject's data (R8)."""

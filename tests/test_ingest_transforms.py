@@ -13,10 +13,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipelines.ingest import ValidateAndProtect, protect_batch, split_range
 from seaport.kafka.clients import Record
 from sinks.warehouse import OffsetRange
-from transforms.policy import FieldPolicy
+from transforms.policy import POLICY_PATH, FieldPolicy
 from transforms.pseudonyms import Pseudonymizer
 
 POLICY = FieldPolicy.load()
+POLICY_TEXT = POLICY_PATH.read_text(encoding="utf-8")
 PSEUDONYMS = Pseudonymizer.from_key_bytes(bytes(range(32)))
 
 
@@ -86,6 +87,17 @@ def test_protect_batch_routes_each_topic():
     assert row["minor_without_guardian"] is True
     assert row["analytics_pseudonym"] != row["security_pseudonym"]
     assert [d["reason"] for d in out.tables["deadletter"].to_pylist()] == ["missing_field:schema"]
+    # what is stored is the policy's output: with a guardian's consent kept, or `minor` dropped by
+    # the policy, nothing marks the subject a minor without one (R9)
+    guarded = json.loads(consent) | {"guardian_consent": True}
+    out = protect_batch("consent.events", records([json.dumps(guarded).encode()], "consent.events"), POLICY, PSEUDONYMS)
+    assert out.tables["consent"].to_pylist()[0]["minor_without_guardian"] is False
+    text = POLICY_TEXT.replace(
+        'analytics = "keep -> minor"\nsecurity = "keep -> minor"', 'analytics = "drop"\nsecurity = "drop"'
+    )
+    assert text != POLICY_TEXT
+    out = protect_batch("consent.events", records([consent], "consent.events"), FieldPolicy.parse(text), PSEUDONYMS)
+    assert out.tables["consent"].to_pylist()[0]["minor_without_guardian"] is False
     access = json.dumps(
         {
             "schema": "access/1",

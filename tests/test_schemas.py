@@ -126,10 +126,7 @@ def test_access_consent_and_erasure_messages():
         "minor": True,
         "guardian_consent": None,
     }
-    assert ConsentChange.model_validate_json(json.dumps(consent)).minor_without_guardian
-    assert not ConsentChange.model_validate_json(
-        json.dumps(consent | {"guardian_consent": True})
-    ).minor_without_guardian
+    assert ConsentChange.model_validate_json(json.dumps(consent)).minor
     assert reason(ConsentChange, consent | {"analytics": "maybe"}) == "wrong_field:analytics"
     assert reason(ConsentChange, consent | {"subject": {"openid": "o", "anonymous_id": "c"}}) == "invalid:subject"
     erasure = {

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     import duckdb
 
 
+def minor_without_guardian(minor: bool | None, guardian_consent: bool | None) -> bool:
+    """R9: a consent change marks a minor without a guardian's consent (what `minor_blocks_sql`
+    reads), from the `minor` and `guardian_consent` the field policy kept of it."""
+    return bool(minor) and guardian_consent is not True
+
+
 def minor_blocks_sql(consent_table: str) -> str:
     """`(subject_pseudonym, blocked_until)` for each subject a consent change marked a minor without a
     guardian's consent (R9): its events before the first change after the last such mark (a
