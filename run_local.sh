@@ -41,7 +41,7 @@ if [ ! -f "$sent" ]; then
   $seaport collect --port "$collector_port" --trusted-proxy 127.0.0.1 > .seaport/collector.log 2>&1 &
   collector=$!
   trap 'kill $collector 2>/dev/null || true' EXIT
-  .venv/bin/python -m seaport.collector.replay --url "http://127.0.0.1:$collector_port" \
+  $seaport replay --url "http://127.0.0.1:$collector_port" \
     --refused-out ".seaport/traffic/$day.refused" .seaport/traffic/"$day".{consent.events,access_logs.raw}.jsonl "$traffic"
   kill "$collector"; wait "$collector" 2>/dev/null || true
   trap - EXIT
@@ -91,5 +91,5 @@ say "people's rights: erasure requests with their receipts and due dates (R8)"
 $seaport erase --status --warehouse "$warehouse" || echo "(exit 1: an erasure request is overdue)"
 
 say "results"
-.venv/bin/python -m seaport.summary --warehouse "$warehouse"
+$seaport summary --warehouse "$warehouse"
 echo "broker: $SEAPORT_BOOTSTRAP (stop it with: $seaport broker stop --port $port)"

@@ -7,7 +7,7 @@ SEAPORT_SETUP_TEST_TOOLS=1 bash scripts/setup.sh
 
 echo "[tests] ruff"
 .venv/bin/ruff check .
-echo "[tests] mypy (the privacy core)"
+echo "[tests] mypy (the privacy core, the pipelines, the Kafka layer)"
 .venv/bin/mypy
 echo "[tests] pytest"
 # two workers, a file each at a time (its module fixtures built once), each with its own broker:

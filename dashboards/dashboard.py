@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.html import NO_DATA, esc, page
-from seaport.cli import check_timezone, number_type, positive_float
 from seaport.errors import SeaportError
+from seaport.options import check_timezone, number_type, positive_float
 
 ANALYTICS_DB = "analytics.duckdb"
 HERE = Path(__file__).resolve().parent

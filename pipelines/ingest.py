@@ -10,10 +10,11 @@ exactly-once in effect).
 
 The graph:
 
-    OffsetRanges ▸ SplitRanges ▸ Distribute (Reshuffle) ▸ ReadKafka ▸ ValidateAndProtect
+    OffsetRanges ▸ ReadKafka (SplitRanges ▸ Distribute ▸ ReadBatches) ▸ ValidateAndProtect
 
-`ReadKafka` yields batches of records and `ValidateAndProtect` stages each batch as Arrow/Parquet
-files, so that no per-element Beam overhead sits on the hot path.
+`ReadKafka` (`ReadRanges`) yields batches of records and `ValidateAndProtect` stages each batch
+as Arrow/Parquet files, so that no per-element Beam overhead sits on the hot path. What a run is
+asked to do is one frozen `RunParams`.
 
 Run it (a broker on 127.0.0.1:9092 with traffic in it):
 
@@ -48,28 +49,46 @@ from pydantic import ValidationError
 from schemas import safejson
 from schemas.models import EMPTY, MAX_MESSAGE_BYTES, TOO_DEEP, TOO_LARGE, TOPIC_MODELS, UNPROCESSABLE, validation_reason
 from schemas.safejson import too_deep
-from seaport import trail
-from seaport.cli import (
+from seaport.errors import SeaportError
+from seaport.kafka.clients import KafkaClient
+from seaport.kafka.topics import TOPICS, topic_name
+from seaport.options import (
     add_kafka_options,
+    add_prefix_option,
     add_security_dir_option,
     check_timezone,
     number_type,
     positive_float,
     positive_int,
-    trail_options,
 )
-from seaport.errors import SeaportError
-from seaport.kafka.topics import TOPICS, add_prefix_option, topic_name
 from seaport.progress import Progress
+from sinks import trail
 from sinks.warehouse import STAGED_SCHEMAS, OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
 from transforms.consent import minor_without_guardian
-from transforms.policy import redactions_of_event
+from transforms.policy import FieldPolicy, redactions_of_event
+from transforms.pseudonyms import Pseudonymizer
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
 BUSY_WAIT_S = 10.0  # how long a run waits for a reader to let go of the warehouse
 SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
 PARALLEL_FROM = 200_000  # messages in a run from which the local runner uses every core
 IN_PROCESS_BELOW = 20_000  # messages in a run below which the local runner's steps run in-process
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """What one ingest run is asked to do: where it reads, how it runs, what it keeps."""
+
+    bootstrap: str
+    group: str  # the consumer group whose offsets the run commits
+    prefix: str = ""  # of every topic name
+    kafka_client: str = "confluent"
+    runner: str = "FnApiRunner"
+    beam_args: tuple[str, ...] = ()  # given to Beam as they are (`--runner FlinkRunner --flink_master ...`)
+    retention_days: int = 90  # of the security events
+    max_batch: int = 5000  # records per batch read from Kafka
+    in_process_below: int = IN_PROCESS_BELOW
+    verbose: bool = False  # say each phase on stderr
 
 
 EPILOG = """\
@@ -180,6 +199,18 @@ def run(args: argparse.Namespace) -> int:
     except SeaportError:
         client.close()
         raise
+    params = RunParams(
+        bootstrap=args.bootstrap,
+        group=args.group,
+        prefix=prefix,
+        kafka_client=args.kafka_client,
+        runner=args.runner,
+        beam_args=tuple(args.extra),
+        retention_days=args.security_retention_days,
+        max_batch=args.max_batch,
+        in_process_below=args.in_process_below,
+        verbose=sys.stderr.isatty(),
+    )
     stop = _StopFlag()
     was_idle = False
     try:
@@ -190,22 +221,7 @@ def run(args: argparse.Namespace) -> int:
                 f"ingest: created the missing topics {', '.join(created)} (is --topic-prefix right?)", file=sys.stderr
             )
         while warehouse is not None:
-            summary = ingest_once(
-                client=client,
-                warehouse=warehouse,
-                policy=policy,
-                pseudonymizer=pseudonymizer,
-                group=args.group,
-                prefix=prefix,
-                runner=args.runner,
-                beam_args=args.extra,
-                kafka_client=args.kafka_client,
-                bootstrap=args.bootstrap,
-                retention_days=args.security_retention_days,
-                max_batch=args.max_batch,
-                in_process_below=args.in_process_below,
-                verbose=sys.stderr.isatty(),
-            )
+            summary = ingest_once(client, warehouse, policy, pseudonymizer, params)
             idle = not summary.rows
             if not (args.streaming and idle and was_idle):  # streaming: say "caught up" once, not every poll
                 print(format_summary(summary, warehouse.root), flush=True)
@@ -214,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
             args.trail["outcome"] = outcome  # the invocation's entry (seaport/cli.py)
             if args.streaming and not idle:  # R12: each committed run of a long-lived ingest
                 trail.record(
-                    warehouse.root, "ingest run", trail_options(args), outcome, policy.version, pseudonymizer.key_id
+                    warehouse.root, "ingest run", trail.options_of(args), outcome, policy.version, pseudonymizer.key_id
                 )
             if not args.streaming:
                 break
@@ -258,29 +274,15 @@ def _reopen_when_free(open_warehouse: Any, stop: _StopFlag, poll_seconds: float)
 
 
 def ingest_once(
-    *,
-    client: Any,
-    warehouse: Warehouse,
-    policy: Any,
-    pseudonymizer: Any,
-    group: str,
-    prefix: str,
-    runner: str,
-    beam_args: list[str],
-    kafka_client: str,
-    bootstrap: str,
-    retention_days: int,
-    max_batch: int = 5000,
-    in_process_below: int = IN_PROCESS_BELOW,
-    verbose: bool = False,
+    client: KafkaClient, warehouse: Warehouse, policy: FieldPolicy, pseudonymizer: Pseudonymizer, params: RunParams
 ) -> RunSummary:
     """One bounded run: plan ranges, read+protect+stage with Beam, commit, materialize, commit offsets."""
     summary = RunSummary(
         run_id=uuid.uuid4().hex[:16],
         started_at=datetime.now(UTC),
-        ranges=plan_ranges(client, warehouse.positions(), group, prefix),
-        kafka_client=kafka_client,
-        runner=runner,
+        ranges=plan_ranges(client, warehouse.positions(), params.group, params.prefix),
+        kafka_client=params.kafka_client,
+        runner=params.runner,
         policy_version=policy.version,
     )
     pending = [r for r in summary.ranges if r.end > r.start]
@@ -290,23 +292,12 @@ def ingest_once(
     shutil.rmtree(staging_root, ignore_errors=True)  # left by a run that died: never committed
     staging = staging_root / summary.run_id
     staging.mkdir(parents=True)
-    clock = _Clock(summary.timings, verbose)
+    clock = _Clock(summary.timings, params.verbose)
     if pending:
         messages = sum(r.end - r.start for r in pending)
-        how = f"Beam, {runner}" if uses_beam(runner, beam_args, messages, in_process_below) else "in-process"
+        how = f"Beam, {params.runner}" if uses_beam(params, messages) else "in-process"
         clock.start(f"reading and protecting {messages:,} messages ({how})")
-        counts = run_pipeline(
-            pending,
-            staging,
-            policy,
-            pseudonymizer,
-            kafka_client,
-            bootstrap,
-            runner,
-            beam_args,
-            max_batch,
-            in_process_below,
-        )
+        counts = run_pipeline(pending, staging, policy, pseudonymizer, params)
         summary.messages = counts.pop("messages", 0)
         summary.valid = counts.pop("valid", 0)
         summary.deadletters = counts.pop("deadletter", 0)
@@ -315,14 +306,14 @@ def ingest_once(
         summary.redactions = {
             k.removeprefix("redacted_"): v for k, v in sorted(counts.items()) if k.startswith("redacted_")
         }
-        publish_deadletters(client, staging, prefix)
+        publish_deadletters(client, staging, params.prefix)
     clock.start("storing (security, then state with the offsets)")
-    warehouse.commit_run(summary, staging, policy.consent_gated_columns(), retention_days)
+    warehouse.commit_run(summary, staging, policy.consent_gated_columns(), params.retention_days)
     clock.start("publishing the aggregates (analytics.duckdb, parquet/)")
     warehouse.materialize(summary)
     clock.stop()
     if pending:
-        client.commit(group, {(r.kafka_topic, r.partition): r.end for r in pending})
+        client.commit(params.group, {(r.kafka_topic, r.partition): r.end for r in pending})
     shutil.rmtree(staging_root, ignore_errors=True)
     return summary
 
@@ -347,7 +338,7 @@ class _Clock:
             self.phase = None
 
 
-def plan_ranges(client: Any, stored: dict[tuple[str, int], int], group: str, prefix: str) -> list[OffsetRange]:
+def plan_ranges(client: KafkaClient, stored: dict[tuple[str, int], int], group: str, prefix: str) -> list[OffsetRange]:
     """Per partition: from the position stored with the data (else the group's committed offset,
     else the beginning) to the end offset that stands now."""
     ranges = []
@@ -368,16 +359,7 @@ def plan_ranges(client: Any, stored: dict[tuple[str, int], int], group: str, pre
 
 
 def run_pipeline(
-    ranges: list[OffsetRange],
-    staging: Path,
-    policy: Any,
-    pseudonymizer: Any,
-    kafka_client: str,
-    bootstrap: str,
-    runner: str,
-    beam_args: list[str],
-    max_batch: int,
-    in_process_below: int = IN_PROCESS_BELOW,
+    ranges: list[OffsetRange], staging: Path, policy: FieldPolicy, pseudonymizer: Pseudonymizer, params: RunParams
 ) -> dict[str, int]:
     """The Beam part: read the ranges, validate and protect, stage. Returns the run's counters.
 
@@ -388,8 +370,8 @@ def run_pipeline(
 
     messages = sum(r.end - r.start for r in ranges)
     bar = Progress("reading and protecting", total=messages)
-    if not uses_beam(runner, beam_args, messages, in_process_below):
-        reader = ReadOffsetRange(kafka_client, bootstrap, max_batch)
+    if not uses_beam(params, messages):
+        reader = ReadOffsetRange(params.kafka_client, params.bootstrap, params.max_batch)
         reader.setup()
         total: Counter[str] = Counter()
         try:
@@ -402,14 +384,12 @@ def run_pipeline(
             reader.teardown()
             bar.close()
         return dict(total)
-    options = PipelineOptions([f"--runner={runner}", *local_parallelism(runner, beam_args, messages), *beam_args])
-    pipeline = beam.Pipeline(options=options)
+    beam_args = [*local_parallelism(params.runner, params.beam_args, messages), *params.beam_args]
+    pipeline = beam.Pipeline(options=PipelineOptions([f"--runner={params.runner}", *beam_args]))
     (
         pipeline
         | "OffsetRanges" >> beam.Create(ranges)
-        | "SplitRanges" >> beam.FlatMap(split_range, SPLIT_OFFSETS)
-        | "Distribute" >> beam.Reshuffle()
-        | "ReadKafka" >> beam.ParDo(ReadOffsetRange(kafka_client, bootstrap, max_batch))
+        | "ReadKafka" >> ReadRanges(params.kafka_client, params.bootstrap, params.max_batch)
         | "ValidateAndProtect" >> beam.ParDo(ValidateAndProtect(policy, pseudonymizer, str(staging)))
     )
     result = pipeline.run()
@@ -426,10 +406,10 @@ def run_pipeline(
     return counts
 
 
-def uses_beam(runner: str, beam_args: list[str], messages: int, in_process_below: int) -> bool:
+def uses_beam(params: RunParams, messages: int) -> bool:
     """Whether a run builds a Beam pipeline, or (small, on the in-process runner, no Beam options)
     calls its steps directly."""
-    return not (runner == "FnApiRunner" and messages < in_process_below and not beam_args)
+    return not (params.runner == "FnApiRunner" and messages < params.in_process_below and not params.beam_args)
 
 
 def check_runner(name: str) -> None:
@@ -442,7 +422,7 @@ def check_runner(name: str) -> None:
         raise SeaportError(f"unknown Beam runner {name!r} (e.g. FnApiRunner, DirectRunner, FlinkRunner)") from None
 
 
-def local_parallelism(runner: str, beam_args: list[str], messages: int) -> list[str]:
+def local_parallelism(runner: str, beam_args: tuple[str, ...], messages: int) -> list[str]:
     """On the in-process runner, a large run uses every core, one worker process each (the hot
     path is Python, so threads would share one core). Small runs stay in one process: starting
     workers costs seconds. Explicit `--direct_num_workers` wins."""
@@ -458,6 +438,23 @@ def local_parallelism(runner: str, beam_args: list[str], messages: int) -> list[
 def split_range(r: OffsetRange, size: int) -> Iterator[OffsetRange]:
     for start in range(r.start, r.end, size):
         yield OffsetRange(r.topic, r.kafka_topic, r.partition, start, min(r.end, start + size))
+
+
+class ReadRanges(beam.PTransform):
+    """Offset ranges in, batches of records out: each range split into pieces of `SPLIT_OFFSETS`
+    offsets, the pieces spread over the workers, each piece read as (range, records) batches."""
+
+    def __init__(self, kafka_client: str, bootstrap: str, max_batch: int) -> None:
+        super().__init__()
+        self.kafka_client, self.bootstrap, self.max_batch = kafka_client, bootstrap, max_batch
+
+    def expand(self, ranges: beam.PCollection) -> beam.PCollection:
+        return (
+            ranges
+            | "SplitRanges" >> beam.FlatMap(split_range, SPLIT_OFFSETS)
+            | "Distribute" >> beam.Reshuffle()
+            | "ReadBatches" >> beam.ParDo(ReadOffsetRange(self.kafka_client, self.bootstrap, self.max_batch))
+        )
 
 
 class ReadOffsetRange(beam.DoFn):
@@ -484,7 +481,7 @@ class ValidateAndProtect(beam.DoFn):
     protected rows; rejected messages are staged as redacted dead letters. Never raises on bad
     input: it is counted and routed."""
 
-    def __init__(self, policy: Any, pseudonymizer: Any, staging: str):
+    def __init__(self, policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: str):
         self.policy, self.pseudonymizer, self.staging = policy, pseudonymizer, Path(staging)
 
     def setup(self) -> None:
@@ -505,7 +502,7 @@ class ValidateAndProtect(beam.DoFn):
 
 
 def stage_batch(
-    r: OffsetRange, records: list[Any], policy: Any, pseudonymizer: Any, staging: Path
+    r: OffsetRange, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: Path
 ) -> tuple[Counter[str], dict[str, int]]:
     """Validate and protect one batch, write its staged files; returns the batch's counts, and
     the rows staged per kind."""
@@ -548,7 +545,7 @@ class StagedBatch:
     valid: int = 0
 
 
-def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: Any) -> StagedBatch:
+def protect_batch(topic: str, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer) -> StagedBatch:
     """Validate and protect one batch of one topic (pure: no I/O). Validation is per message (each
     rejected one gets its reason); protection runs column by column over the valid ones."""
     model = TOPIC_MODELS[topic]
@@ -593,7 +590,7 @@ def protect_batch(topic: str, records: list[Any], policy: Any, pseudonymizer: An
     return out
 
 
-def _dead_letters(topic: str, rejected: list[tuple[Any, str]], policy: Any, pseudonymizer: Any) -> pa.Table:
+def _dead_letters(topic: str, rejected: list[tuple[Any, str]], policy: FieldPolicy, pseudonymizer: Pseudonymizer) -> pa.Table:
     from transforms.pseudonyms import Purpose
 
     rows = []
@@ -613,7 +610,7 @@ def _dead_letters(topic: str, rejected: list[tuple[Any, str]], policy: Any, pseu
 
 
 def _protect_many(
-    topic: str, valid: list[tuple[Any, Any]], policy: Any, pseudonymizer: Any
+    topic: str, valid: list[tuple[Any, Any]], policy: FieldPolicy, pseudonymizer: Pseudonymizer
 ) -> tuple[dict[str, pa.Table], Counter[str], list[Any]]:
     """The staged tables of valid messages of one topic, the identifiers redaction removed (by
     kind), and the records they came from."""
@@ -661,9 +658,10 @@ def _protect_many(
         return {"consent": table("consent", consent)}, redactions, recs
     analytics, _ = policy.protect_many("erasure", Purpose.ANALYTICS, msgs, pseudonymizer)
     security, _ = policy.protect_many("erasure", Purpose.SECURITY, msgs, pseudonymizer)
+    subjects = [policy.subject_of("erasure", msg.model_dump(mode="json", by_alias=True)) for msg in msgs]
     erasure = {
         "request_id": analytics["request_id"],
-        "subject_kind": [policy.subject_of("erasure", msg.model_dump(mode="json", by_alias=True))[0] for msg in msgs],
+        "subject_kind": [subject[0] if subject else None for subject in subjects],  # the model requires one
         "requested_at": analytics["ts"],
         "analytics_pseudonym": analytics["subject_pseudonym"],
         "security_pseudonym": security["subject_pseudonym"],
@@ -674,7 +672,7 @@ def _protect_many(
     return {"erasure": table("erasure", erasure)}, redactions, recs
 
 
-def _subject_of_rejected(policy: Any, topic: str, raw: bytes | None) -> tuple[str, str] | None:
+def _subject_of_rejected(policy: FieldPolicy, topic: str, raw: bytes | None) -> tuple[str, str] | None:
     """The subject a rejected message names, where the field policy says a message of its topic
     names one, so that erasure reaches it."""
     from transforms.policy import TOPIC_KINDS
@@ -688,7 +686,7 @@ def _subject_of_rejected(policy: Any, topic: str, raw: bytes | None) -> tuple[st
     return (subject[0], well_formed(subject[1])) if subject else None
 
 
-def publish_deadletters(client: Any, staging: Path, prefix: str) -> int:
+def publish_deadletters(client: KafkaClient, staging: Path, prefix: str) -> int:
     """Send the run's rejected messages to `deadletter`: reason, position, redacted payload.
     At least once: a run that dies before its commit sends them again."""
     import pyarrow.parquet as pq

@@ -19,7 +19,7 @@ No Beam here, on purpose. The work is set-based counting over millions of rows, 
 does vectorized in one process; the per-entity work left in Python is over a few hundred
 candidates. A Beam pipeline on the local runner would either be one element wrapping the same
 SQL or move every event through pickled Python at 30-50 k events/s, minutes per day; the ingest
-pipeline is where Beam pays. (Timing: `python -m seaport.bench_security`, figures in the README.)
+pipeline is where Beam pays. (Timing: `seaport bench-security`, figures in the README.)
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seaport.cli import add_security_dir_option, check_timezone, positive_int
 from seaport.errors import SeaportError
+from seaport.options import add_security_dir_option, check_timezone, positive_int
 from seaport.progress import Progress
 from transforms.anomalies import Anomaly, DayContext, DetectorConfig, detect_day
 from transforms.masking import mask

@@ -53,4 +53,4 @@ if [ "${SEAPORT_SETUP_TEST_TOOLS:-0}" = 1 ]; then
   fi
 fi
 
-say "Kafka jars: $(.venv/bin/python -c 'from seaport.kafka.broker import ensure_jars; print(ensure_jars().name)')"
+say "Kafka jars: $(.venv/bin/python -c 'from seaport.devtools.broker import ensure_jars; print(ensure_jars().name)')"

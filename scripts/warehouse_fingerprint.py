@@ -62,7 +62,7 @@ def _seaport(*args: str, env: dict[str, str]) -> None:
 
 def build(out: Path, users: int, days: int, seed: int) -> None:
     sys.path.insert(0, os.getcwd())
-    from seaport.kafka.broker import Broker, free_port
+    from seaport.devtools.broker import Broker, free_port
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seaport-fingerprint-") as tmp:

@@ -10,35 +10,31 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import math
 import os
 import sys
-from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from seaport.errors import SeaportError
 
-T = TypeVar("T", int, float)
-
 # command -> (module, one-line help, the stores it touches: checked for residency before it runs)
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "broker": ("seaport.kafka.broker", "start, stop or inspect a local single-node Kafka broker (KRaft)", ("kafka",)),
-    "topics": ("seaport.kafka.topics", "create seaport's topics (idempotent)", ("kafka",)),
-    "produce": ("seaport.kafka.produce", "send each line of a JSON-lines file to a topic, as it is", ("kafka",)),
+    "broker": ("seaport.devtools.broker", "start, stop or inspect a local single-node Kafka broker (KRaft)", ("kafka",)),
+    "topics": ("seaport.commands.topics", "create seaport's topics (idempotent)", ("kafka",)),
+    "produce": ("seaport.commands.produce", "send each line of a JSON-lines file to a topic, as it is", ("kafka",)),
     "collect": ("seaport.collector.app", "the HTTP collector for tracking pixels and SDK batches", ("kafka",)),
-    "simulate": ("seaport.simulate", "generate realistic, seeded traffic into files or Kafka", ()),
+    "simulate": ("seaport.devtools.simulate", "generate realistic, seeded traffic into files or Kafka", ()),
     "ingest": (
         "pipelines.ingest",
         "the Beam pipeline: Kafka to the warehouse",
         ("kafka", "key", "state", "security", "analytics"),
     ),
     "erase": (
-        "seaport.erase",
+        "seaport.commands.erase",
         "file an erasure request for a subject, or list requests (--status)",
         ("kafka", "state"),
     ),
     "subject-report": (
-        "seaport.subject_report",
+        "seaport.commands.subject_report",
         "what the restricted stores hold about one person (R6), masked",
         ("key", "state", "security"),
     ),
@@ -49,90 +45,36 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "dashboard": ("dashboards.dashboard", "build the product dashboard (HTML) from the warehouse", ("analytics",)),
     "export": (
-        "seaport.export",
+        "seaport.commands.export",
         "copy the de-identified aggregates to a declared partner, after an audit",
         ("analytics",),
     ),
     "eval": (
-        "seaport.eval_security",
+        "seaport.devtools.eval_security",
         "`eval security`: the detectors' precision and recall on labelled attack scenarios",
         ("security", "key"),
     ),
-    "audit": ("seaport.audit", "scan every file of a warehouse for personal identifiers; --trail checks the trail", ()),
-    "bench": ("seaport.bench", "the throughput benchmark", ()),
-    "sql": ("seaport.sql", "a read-only SQL query of the analysts' database and Parquet", ("analytics",)),
+    "audit": ("sinks.audit", "scan every file of a warehouse for personal identifiers; --trail checks the trail", ()),
+    "bench": ("seaport.devtools.bench", "the throughput benchmark", ()),
+    "sql": ("seaport.commands.sql", "a read-only SQL query of the analysts' database and Parquet", ("analytics",)),
+    "summary": (
+        "seaport.commands.summary",
+        "a short account of a warehouse: what came in, what was rejected and why, what was published",
+        ("analytics",),
+    ),
+    # developer tools
+    "replay": ("seaport.devtools.replay", "send simulated traffic files through a running collector over HTTP", ()),
+    "loadtest": ("seaport.devtools.loadtest", "load-test the collector with wrk (a broker must be running)", ()),
+    "bench-security": (
+        "seaport.devtools.bench_security",
+        "time the nightly security report on a day of N synthetic events against 28 days of baseline",
+        (),
+    ),
 }
 
 # Commands that touch personal data or its key: each invocation leaves an entry in the audit trail
 # of its warehouse (R12).
 AUDITED = frozenset({"ingest", "erase", "subject-report", "report", "export"})
-# Options whose values identify a person: the trail says they were given, never what they were.
-IDENTIFIER_OPTIONS = frozenset({"openid", "anonymous_id"})
-
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-
-
-def add_kafka_options(parser: argparse.ArgumentParser) -> None:
-    """The options every command that talks to Kafka takes."""
-    parser.add_argument(
-        "--bootstrap",
-        default=os.environ.get("SEAPORT_BOOTSTRAP", DEFAULT_BOOTSTRAP),
-        metavar="HOST:PORT",
-        help="Kafka bootstrap server (default: $SEAPORT_BOOTSTRAP or %(default)s)",
-    )
-    parser.add_argument(
-        "--kafka-client",
-        choices=["confluent", "kafka-python"],
-        default="confluent",
-        help="Kafka client library (default: %(default)s; kafka-python where librdkafka is missing)",
-    )
-
-
-def add_security_dir_option(parser: argparse.ArgumentParser) -> None:
-    """Where the security store lives when not in the warehouse folder (R12: it can be given to
-    the security team alone)."""
-    from pathlib import Path
-
-    parser.add_argument(
-        "--security-dir",
-        type=Path,
-        metavar="DIR",
-        default=os.environ.get("SEAPORT_SECURITY_DIR") or None,
-        help="folder of security.duckdb (default: $SEAPORT_SECURITY_DIR, else the warehouse folder)",
-    )
-
-
-def number_type(parse: Callable[[str], T], within: Callable[[T], bool], wanted: str) -> Callable[[str], T]:
-    """An argparse type: `parse(text)` if `within` holds for it, else a one-line usage error saying
-    what is `wanted` (NaN fails every comparison, so it is never within)."""
-
-    def checked(text: str) -> T:
-        try:
-            value = parse(text)
-        except ValueError:
-            value = None
-        if value is None or not within(value):
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-        return value
-
-    return checked
-
-
-positive_int = number_type(int, lambda n: n >= 1, "a whole number above 0")  # counts
-positive_float = number_type(float, lambda x: 0 < x < math.inf, "a number of seconds above 0")  # intervals
-port_number = number_type(int, lambda n: 1 <= n <= 65535, "a port number 1-65535")
-
-
-def check_timezone(name: str) -> str:
-    """`name` if it is a known IANA time zone (the `--timezone` option), else a one-line error."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SeaportError(f"unknown --timezone {name!r}") from None
-    return name
-
 
 class _OneLineErrors(argparse.ArgumentParser):
     """Usage errors as one line, like every other error (`--help` shows the usage)."""
@@ -202,25 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             _record_in_trail(args, outcome)
 
 
-def trail_options(args: argparse.Namespace) -> dict[str, object]:
-    """The options of a command as the audit trail keeps them: identifier values never."""
-    hidden = {"command", "extra", "accepts_extra", "trail"}
-    options: dict[str, object] = {}
-    for name, value in sorted(vars(args).items()):
-        if name in hidden or value is None or value is False:
-            continue
-        options[name] = "(given)" if name in IDENTIFIER_OPTIONS else value
-    if args.extra:
-        options["extra"] = args.extra
-    return options
-
-
 def _record_in_trail(args: argparse.Namespace, outcome: str) -> None:
     """R12: one entry per invocation in the trail of the warehouse it used (a residency refusal
     writes nothing anywhere, this entry included)."""
     from pathlib import Path
 
-    from seaport import trail
+    from sinks import trail
 
     facts = getattr(args, "trail", {})
     folder = Path(getattr(args, "warehouse", None) or "warehouse")
@@ -230,7 +159,7 @@ def _record_in_trail(args: argparse.Namespace, outcome: str) -> None:
         trail.record(
             folder,
             args.command,
-            trail_options(args),
+            trail.options_of(args),
             facts.get("outcome", outcome) if outcome == "ok" else outcome,
             facts.get("policy_version"),
             facts.get("key_id"),

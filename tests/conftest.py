@@ -27,7 +27,7 @@ import pytest
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))  # the package is importable without being installed
 
-from seaport.kafka.broker import Broker, free_port  # noqa: E402
+from seaport.devtools.broker import Broker, free_port  # noqa: E402
 from seaport.kafka.clients import KafkaClient, make_client  # noqa: E402
 from seaport.kafka.topics import create_topics  # noqa: E402
 

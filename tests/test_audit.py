@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from seaport import cli
-from seaport.audit import Canaries, audit_warehouse
+from sinks.audit import Canaries, audit_warehouse
 from transforms.pseudonyms import Pseudonymizer, Purpose
 
 RNG = random.Random(77)

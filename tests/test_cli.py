@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from seaport.kafka.broker import free_port
+from seaport.devtools.broker import free_port
 from seaport.kafka.topics import topic_name
 from tests.helpers import read_all
 
@@ -163,7 +163,8 @@ def test_bench_interrupted_leaves_no_topics_behind(kafka_bootstrap):
         assert bench.stderr is not None and "producing" in bench.stderr.readline()
         assert bench_topics(kafka_bootstrap) - before  # its topics exist while it runs
         bench.send_signal(signal.SIGINT)  # Ctrl-C
-        assert bench.wait(timeout=60) == 130
+        code = bench.wait(timeout=60)
+        assert code == 130, f"exit {code}: {bench.stderr.read()[-2000:]}"
     finally:
         bench.kill()
         bench.wait()

@@ -25,10 +25,10 @@ import pytest
 from seaport.collector.app import _WithoutClientDetails
 from seaport.collector.events import beacon_from_query
 from seaport.collector.limits import RateLimiter, client_ip, parse_networks
-from seaport.collector.loadtest import load_test, running_collector, topic_events
 from seaport.collector.metrics import CollectorMetrics
-from seaport.collector.replay import replay_over_http
-from seaport.kafka.broker import Broker, free_port
+from seaport.devtools.broker import Broker, free_port
+from seaport.devtools.loadtest import load_test, running_collector, topic_events
+from seaport.devtools.replay import replay_over_http
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import create_topics, topic_name
 from tests.helpers import read_all
@@ -537,7 +537,7 @@ def test_replay_over_http_sends_simulated_traffic_through_the_collector(
 ) -> None:
     from datetime import date
 
-    from seaport.simulate import simulate
+    from seaport.devtools.simulate import simulate
 
     traffic = simulate(users=12, days=1, seed=7, start=date(2026, 11, 20))
     files = []
@@ -762,6 +762,6 @@ def test_any_delivery_timeout_makes_a_producer_librdkafka_accepts(timeout_ms):
     timeout of at least 1000 ms."""
     from confluent_kafka import Producer
 
-    from seaport.collector.kafka_sink import producer_config
+    from seaport.collector.kafka_sink import collector_producer_config
 
-    Producer(producer_config("127.0.0.1:1", timeout_ms)).flush(0)
+    Producer(collector_producer_config("127.0.0.1:1", timeout_ms)).flush(0)

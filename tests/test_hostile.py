@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from pipelines.ingest import protect_batch
 from schemas.safejson import MAX_JSON_DEPTH, loads, too_deep
-from seaport.collector.loadtest import running_collector, topic_events
+from seaport.devtools.loadtest import running_collector, topic_events
 from seaport.kafka.clients import Record, make_client
 from seaport.kafka.topics import create_topics, message_key, topic_name
 from tests.helpers import read_all

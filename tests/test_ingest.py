@@ -285,7 +285,7 @@ def test_streaming_ingests_what_arrives_frees_the_warehouse_between_runs_and_sto
     assert out.count("messages read") >= 2
     assert read_tables(warehouse) == {t: rounded(rows) for t, rows in expected_all.items()}
     # R12: each committed run is in the audit trail, then the invocation, chained intact
-    from seaport import trail
+    from sinks import trail
 
     commands = [e["command"] for e in trail.entries(warehouse)]
     assert commands.count("ingest run") >= 2 and commands[-1] == "ingest"
@@ -308,3 +308,59 @@ def test_a_mistyped_topic_prefix_shows(kafka_bootstrap, tmp_path, key_file):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"created the missing topics {prefix}beacons.raw" in done.stderr and "0 messages read" in done.stdout
+
+
+def test_the_beam_graph_on_testpipeline(kafka_bootstrap, tmp_path: Path):
+    """The ingest graph's composite transforms on Beam's TestPipeline: `ReadRanges` reads every
+    offset of the ranges exactly once (the ranges split in pieces smaller than themselves), and
+    `ValidateAndProtect` stages every message, as a protected row or as a dead letter."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines import ingest as graph
+    from seaport.kafka.topics import create_topics
+    from sinks.warehouse import OffsetRange
+    from transforms.policy import FieldPolicy
+    from transforms.pseudonyms import Pseudonymizer
+
+    prefix = f"tbeam{os.getpid()}."
+    create_topics(kafka_bootstrap, prefix)
+    ds = build_dataset(seed=41, subjects=12, days=1, bad=6)
+    beacons = ds.messages["beacons.raw"]
+    bad = sum(1 for topic, _ in ds.bad_reasons if topic == "beacons.raw")
+    assert bad and len(beacons) > 4 * bad
+    produce(kafka_bootstrap, prefix, {"beacons.raw": beacons})
+    kafka = make_client("confluent", kafka_bootstrap)
+    try:
+        name = topic_name("beacons.raw", prefix)
+        ranges = [OffsetRange("beacons.raw", name, p, 0, end) for p, end in sorted(kafka.end_offsets(name).items())]
+    finally:
+        kafka.close()
+    assert sum(r.end for r in ranges) == len(beacons)
+    piece = max(r.end for r in ranges) // 3 + 1  # every partition read in several pieces
+    policy, pseudonymizer = FieldPolicy.load(), Pseudonymizer.from_key_bytes(os.urandom(32))
+    # what the same steps stage called directly, in order (the in-process path of small runs)
+    reader = graph.ReadOffsetRange("confluent", kafka_bootstrap, 7)
+    reader.setup()
+    try:
+        direct: dict[str, int] = {}
+        for r in ranges:
+            for element in reader.process(r):
+                for kind, n in graph.stage_batch(*element, policy, pseudonymizer, tmp_path / "direct")[1].items():
+                    direct[kind] = direct.get(kind, 0) + n
+    finally:
+        reader.teardown()
+    assert direct["deadletter"] == bad and direct["security"] == len(beacons) - bad
+    original, graph.SPLIT_OFFSETS = graph.SPLIT_OFFSETS, piece
+    try:
+        with TestPipeline(runner="FnApiRunner") as p:
+            batches = p | beam.Create(ranges) | "ReadKafka" >> graph.ReadRanges("confluent", kafka_bootstrap, 7)
+            offsets = batches | beam.FlatMap(lambda e: [(e[0].partition, r.offset) for r in e[1]])
+            wanted = [(r.partition, o) for r in ranges for o in range(r.start, r.end)]
+            assert_that(offsets, equal_to(wanted), label="every offset once")
+            protect = graph.ValidateAndProtect(policy, pseudonymizer, str(tmp_path / "beam"))
+            staged = batches | "ValidateAndProtect" >> beam.ParDo(protect) | beam.CombinePerKey(sum)
+            assert_that(staged, equal_to(sorted(direct.items())), label="every message staged")
+    finally:
+        graph.SPLIT_OFFSETS = original

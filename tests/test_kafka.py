@@ -16,9 +16,9 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from seaport import cli
+from seaport.devtools.broker import Broker, ensure_jars, free_port, new_cluster_id
 from seaport.errors import SeaportError
 from seaport.kafka import clients
-from seaport.kafka.broker import Broker, ensure_jars, free_port, new_cluster_id
 from seaport.kafka.topics import TOPICS, create_topics, message_key, topic_name
 from tests.helpers import read_all
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from seaport.attacks import ATTACK_KINDS, LOOKALIKE_KINDS, simulate_attacks
 from seaport.cli import main
-from seaport.eval_security import TARGETS, Evaluation, evaluate_seed, format_evaluation
+from seaport.devtools.attacks import ATTACK_KINDS, LOOKALIKE_KINDS, simulate_attacks
+from seaport.devtools.eval_security import TARGETS, Evaluation, evaluate_seed, format_evaluation
 
 START = dt.date(2026, 11, 18)
 

@@ -26,9 +26,9 @@ from aiohttp import web
 from seaport.collector.app import RouteOnlyAccessLogger, _WithoutClientDetails, make_app
 from seaport.collector.events import Rejected
 from seaport.collector.limits import Limits
-from seaport.collector.loadtest import running_collector
 from seaport.collector.sensors import beacon_from_record, decode_records, java_hash
-from seaport.kafka.broker import free_port
+from seaport.devtools.broker import free_port
+from seaport.devtools.loadtest import running_collector
 from seaport.kafka.topics import topic_name
 from tests.test_collector import read_topic, request
 

@@ -25,7 +25,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from seaport.collector.loadtest import running_collector
+from seaport.devtools.loadtest import running_collector
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import topic_name
 from tests.helpers import read_all

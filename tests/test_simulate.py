@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, AccessLog, Beacon, ConsentChange
 from seaport import cli
-from seaport.simulate import Traffic, fast_beacons, out_paths, simulate
+from seaport.devtools.simulate import Traffic, fast_beacons, out_paths, simulate
 
 START = date(2026, 11, 24)
 HOUR = timedelta(hours=1)

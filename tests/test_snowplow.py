@@ -23,9 +23,9 @@ import pytest
 
 from schemas.safejson import MAX_JSON_DEPTH
 from seaport.collector.events import Rejected, RequestFacts, beacon_message
-from seaport.collector.loadtest import running_collector, topic_events
 from seaport.collector.snowplow import IDLE_ENV, PageLeaves, decode
-from seaport.kafka.broker import free_port
+from seaport.devtools.broker import free_port
+from seaport.devtools.loadtest import running_collector, topic_events
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import topic_name
 from tests.helpers import read_all

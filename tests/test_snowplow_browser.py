@@ -28,8 +28,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from seaport.collector.loadtest import running_collector
 from seaport.collector.snowplow import IDLE_ENV
+from seaport.devtools.loadtest import running_collector
 from seaport.kafka.topics import topic_name
 from tests.test_ingest import ingest
 from tests.test_tracker_browser import read_values, wait_for

@@ -24,8 +24,8 @@ import duckdb
 import pytest
 
 from dashboards.views import SQL_DIR, create_views
+from seaport.commands.sql import BUSY
 from seaport.kafka.topics import create_topics
-from seaport.sql import BUSY
 from sinks.warehouse import Warehouse
 from tests.helpers import hold_write_lock
 from tests.model import build_dataset, expected_duplicates, expected_tables
@@ -397,3 +397,25 @@ def test_the_interactive_shell_through_a_terminal(built):
     assert "daily_traffic" in text and "answer" in text and "42" in text
     assert "seaport sql: error: only reads are allowed" in text
     assert re.search(r"\n\s*n\r?\n", text), text  # the table is still there after the refused DROP
+
+
+def test_summary_accounts_for_every_message_and_table(built, tmp_path: Path):
+    """`seaport summary`: what came in, what was rejected, what each table holds; no warehouse is
+    a one-line error."""
+    warehouse, ds = built
+    done = subprocess.run([sys.executable, "-m", "seaport.cli", "summary", "--warehouse", str(warehouse)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True) as con:
+        messages, dead = con.execute("SELECT sum(messages), sum(deadletters) FROM ingest_runs").fetchone()
+        daily = con.execute("SELECT count(*) FROM page_views_daily").fetchone()[0]
+    sent = sum(len(values) for values in ds.messages.values())
+    assert messages == sent and dead > 0
+    assert f"messages read: {messages};" in done.stdout and f"dead letters: {dead}" in done.stdout
+    assert re.search(rf"page_views_daily\s+{daily} rows", done.stdout)
+    assert "audit trail:" in done.stdout and "chain intact" in done.stdout
+    missing = subprocess.run([sys.executable, "-m", "seaport.cli", "summary", "--warehouse", str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "no warehouse at" in missing.stderr
+

@@ -31,7 +31,6 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from seaport.cli import add_kafka_options, number_type, port_number, positive_int
 from seaport.collector.events import (
     Message,
     Rejected,
@@ -49,7 +48,8 @@ from seaport.collector.kafka_sink import DeliverySink, KafkaUnavailable
 from seaport.collector.limits import Limits, RateLimiter, client_ip, parse_networks
 from seaport.collector.metrics import CollectorMetrics
 from seaport.errors import SeaportError
-from seaport.kafka.topics import add_prefix_option, topic_name
+from seaport.kafka.topics import key_paths, topic_name
+from seaport.options import add_kafka_options, add_prefix_option, number_type, port_number, positive_int
 
 log = logging.getLogger("seaport.collector")
 
@@ -331,6 +331,8 @@ def make_app(
     app[RATE] = RateLimiter(limits.rate_per_ip, limits.burst_per_ip)
     app[METRICS] = CollectorMetrics()
     app[TOPICS] = topic_names(topic_prefix)
+    for base in app[TOPICS]:
+        key_paths(base)  # the field policy's subject rule, read before the first request waits for it
     sink = DeliverySink(bootstrap, delivery_timeout_ms)
     sink.on_delivered = app[METRICS].delivered
     app[SINK] = sink

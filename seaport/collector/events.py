@@ -25,6 +25,7 @@ from schemas.models import (
     ConsentChange,
     validation_reason,
 )
+from seaport.kafka.topics import key_of
 
 # Query parameters of the pixel that name a nested field, e.g. `device.model=iPhone15,2`.
 _NESTED = ("user", "device", "network")
@@ -127,16 +128,15 @@ def _serialized(model: BaseModel) -> bytes:
 
 def beacon_message(event: Any, facts: RequestFacts) -> Message:
     """One beacon: stamped, validated, keyed by `anonymous_id` (the contract's key)."""
-    beacon = _validated(Beacon, stamp_beacon(event, facts))
-    assert isinstance(beacon, Beacon)
-    return Message(beacon.anonymous_id.encode(), _serialized(beacon))
+    stamped = stamp_beacon(event, facts)
+    beacon = _validated(Beacon, stamped)
+    return Message(key_of("beacons.raw", stamped), _serialized(beacon))
 
 
 def access_log_message(record: Any) -> Message:
     """One access-log record, as a web server logged it, keyed by its client IP."""
     log = _validated(AccessLog, record)
-    assert isinstance(log, AccessLog)
-    return Message(log.ip.encode(), _serialized(log))
+    return Message(key_of("access_logs.raw", record), _serialized(log))
 
 
 def consent_message(change: Any, facts: RequestFacts) -> Message:
@@ -145,8 +145,7 @@ def consent_message(change: Any, facts: RequestFacts) -> Message:
         change.setdefault("schema", "consent/1")
         change.setdefault("ts", facts.received_at.isoformat())
     consent = _validated(ConsentChange, change)
-    assert isinstance(consent, ConsentChange)
-    return Message(consent.subject.value.encode(), _serialized(consent))
+    return Message(key_of("consent.events", change), _serialized(consent))
 
 
 def parse_json(body: bytes) -> Any:

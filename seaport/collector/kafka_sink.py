@@ -1,6 +1,7 @@
 """Producing to Kafka from the event loop: a 2xx answer only once the broker has the event.
 
-One confluent-kafka Producer, idempotent with `acks=all`. A background thread polls it for
+One confluent-kafka Producer, configured as every producer is (`seaport.kafka.clients.PRODUCER`:
+idempotent, `acks=all`), with the collector's timeouts. A background thread polls it for
 delivery reports and hands each poll's reports to the event loop in one call, so a request
 can simply `await` its own delivery without a thread hop per event.
 """
@@ -15,30 +16,30 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from seaport.collector.events import Message
+from seaport.kafka.clients import producer_config
 
 
 class KafkaUnavailable(Exception):
     """The broker did not take the message in time: the client should retry later (503)."""
 
 
-def producer_config(bootstrap: str, delivery_timeout_ms: int) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,  # implies acks=all and safe retries: no duplicates, no reorder
-        "acks": "all",
-        "linger.ms": 2,  # a small batch window: throughput without visible latency
-        "compression.type": "lz4",
-        "message.timeout.ms": delivery_timeout_ms,  # after this, answer 503; the tracker retries
-        "socket.connection.setup.timeout.ms": max(1000, min(delivery_timeout_ms, 5000)),  # librdkafka: >= 1000
-        "reconnect.backoff.max.ms": 1000,
-    }
+def collector_producer_config(bootstrap: str, delivery_timeout_ms: int) -> dict[str, Any]:
+    """The Kafka layer's producer configuration, with the collector's timeouts."""
+    return producer_config(
+        bootstrap,
+        **{
+            "message.timeout.ms": delivery_timeout_ms,  # after this, answer 503; the tracker retries
+            "socket.connection.setup.timeout.ms": max(1000, min(delivery_timeout_ms, 5000)),  # librdkafka: >= 1000
+            "reconnect.backoff.max.ms": 1000,
+        },
+    )
 
 
 class DeliverySink:
     """Sends messages and resolves an asyncio future per request when all of them are delivered."""
 
     def __init__(self, bootstrap: str, delivery_timeout_ms: int = 5000) -> None:
-        self._config = producer_config(bootstrap, delivery_timeout_ms)
+        self._config = collector_producer_config(bootstrap, delivery_timeout_ms)
         self._config["error_cb"] = self._on_error
         self._producer = Producer(self._config)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
 
 from seaport.errors import SeaportError
 
@@ -36,6 +36,16 @@ TIMEOUT_S = 30.0  # any single offset, commit or produce request
 METADATA_TIMEOUT_S = 10.0  # the first contact: a broker that is down fails this fast
 STALL_TIMEOUT_S = 30.0  # a range read that makes no progress for this long fails
 POLL_S = 0.5
+
+# The one producer configuration (librdkafka's names; the kafka-python client maps them): each
+# message is written once and in order per partition, acknowledged by every in-sync replica. No
+# compression: kafka-python reads lz4/snappy/zstd only with extra packages.
+PRODUCER: dict[str, Any] = {"enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "none"}
+
+
+def producer_config(bootstrap: str, **settings: Any) -> dict[str, Any]:
+    """A confluent-kafka Producer's configuration: `PRODUCER`, then `settings` (timeouts, logging)."""
+    return {"bootstrap.servers": bootstrap, **PRODUCER, **settings}
 
 
 class Record(NamedTuple):
@@ -142,7 +152,7 @@ class _Deliveries:
         if self.error or done != sent:
             self.fail(sent, self.error or unfinished)
 
-    def fail(self, sent: int, reason: str) -> None:
+    def fail(self, sent: int, reason: str) -> NoReturn:
         raise SeaportError(f"producing to {self.topic}: {self.delivered} of {sent} delivered ({reason})")
 
 
@@ -330,16 +340,13 @@ class ConfluentClient:
         self.partitions(topic)  # fail at once on a missing topic, not after the delivery timeout
         if self._producer is None:
             self._producer = Producer(
-                {
-                    "bootstrap.servers": self.bootstrap,
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 5,
-                    # No compression: kafka-python reads lz4/snappy/zstd only with extra packages.
-                    "compression.type": "none",
-                    "queue.buffering.max.messages": 500_000,
-                    "log_level": 3,  # errors only: retries while a new broker loads are not the user's news
-                }
+                producer_config(
+                    self.bootstrap,
+                    **{
+                        "queue.buffering.max.messages": 500_000,
+                        "log_level": 3,  # errors only: retries while a new broker loads are not the user's news
+                    },
+                )
             )
         producer = self._producer
         _know_topic(producer, topic, self._known)
@@ -535,7 +542,10 @@ class KafkaPythonClient:
         self.partitions(topic)
         if self._producer is None:
             self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+                bootstrap_servers=self.bootstrap,
+                acks=PRODUCER["acks"],
+                enable_idempotence=PRODUCER["enable.idempotence"],
+                linger_ms=PRODUCER["linger.ms"],
             )
         producer = self._producer
         outcome = _Deliveries(topic, refused)

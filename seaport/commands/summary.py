@@ -1,6 +1,6 @@
 """A short account of a warehouse: what came in, what was rejected and why, what was published.
 
-python -m seaport.summary --warehouse warehouse/
+    seaport summary --warehouse warehouse/
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import duckdb
 
+from seaport.errors import SeaportError
 from transforms.cells import ANALYTICS_TABLES
 
 
 def summarize(root: Path) -> str:
     path = root / "analytics.duckdb"
     if not path.exists():
-        return f"no warehouse at {root}"
+        raise SeaportError(f"no warehouse at {root} (no analytics.duckdb)")
     con = duckdb.connect(str(path), read_only=True)
     try:
         runs, messages, valid, dead = con.execute(
@@ -85,7 +86,7 @@ def _erasures(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _trail(root: Path) -> str:
-    from seaport import trail
+    from sinks import trail
 
     count, problems = trail.verify(root)
     return f"audit trail: {count} entries, " + ("chain intact" if not problems else f"NOT intact: {problems[0]}")
@@ -101,11 +102,10 @@ def _quality(root: Path) -> str:
     return f"data quality (Great Expectations): {len(report.failures)} of {report.evaluated} failed: {failed}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warehouse", type=Path, default=Path("warehouse"))
-    print(summarize(parser.parse_args().warehouse))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--warehouse", type=Path, default=Path("warehouse"), help="the warehouse (default: %(default)s)")
 
 
-if __name__ == "__main__":
-    main()
+def run(args: argparse.Namespace) -> int:
+    print(summarize(args.warehouse))
+    return 0

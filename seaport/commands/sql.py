@@ -33,8 +33,8 @@ from typing import IO, Any
 
 import duckdb
 
-from seaport.cli import positive_int
 from seaport.errors import SeaportError
+from seaport.options import positive_int
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _EXPLAIN = re.compile(r"(?:\s|--[^\n]*\n|/\*.*?\*/)*explain\s+(?:analy[sz]e\s+)?(.*)", re.IGNORECASE | re.DOTALL)

@@ -28,8 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from seaport.errors import SeaportError
-from seaport.simulate import (
+from seaport.devtools.simulate import (
     CHINA_FIRST_OCTETS,
     HOUR,
     HOURLY_WEIGHTS,
@@ -47,6 +46,7 @@ from seaport.simulate import (
     make_visitors,
     record_session,
 )
+from seaport.errors import SeaportError
 
 ATTACK_KINDS = (
     "credential_stuffing", "password_spraying", "brute_force", "account_takeover", "many_accounts_one_device",

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from seaport.cli import add_security_dir_option, check_timezone
-from seaport.erase import identifier
+from seaport.commands.erase import identifier
 from seaport.errors import SeaportError
+from seaport.options import add_security_dir_option, check_timezone
 from transforms.masking import mask
 
 TOP = 20

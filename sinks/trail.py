@@ -11,6 +11,7 @@ Rows are only ever inserted.
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import hashlib
 import json
@@ -141,4 +142,21 @@ def verify(folder: Path) -> tuple[int, list[str]]:
     return len(rows), problems
 
 
-__all__ = ["HEAD_FILE", "TRAIL_FILE", "entries", "record", "verify"]
+# Options whose values identify a person: the trail says they were given, never what they were.
+IDENTIFIER_OPTIONS = frozenset({"openid", "anonymous_id"})
+
+
+def options_of(args: argparse.Namespace) -> dict[str, object]:
+    """The options of a command as the audit trail keeps them: identifier values never."""
+    hidden = {"command", "extra", "accepts_extra", "trail"}
+    options: dict[str, object] = {}
+    for name, value in sorted(vars(args).items()):
+        if name in hidden or value is None or value is False:
+            continue
+        options[name] = "(given)" if name in IDENTIFIER_OPTIONS else value
+    if args.extra:
+        options["extra"] = args.extra
+    return options
+
+
+__all__ = ["HEAD_FILE", "TRAIL_FILE", "entries", "options_of", "record", "verify"]

@@ -31,7 +31,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seaport.cli import add_kafka_options, positive_int
+from seaport.options import add_kafka_options, positive_int
 from seaport.progress import Progress
 
 if TYPE_CHECKING:
@@ -150,8 +150,8 @@ def _produce_days(
 ) -> tuple[int, date]:
     """Simulated days into the topics under `prefix` until about `messages` are sent; returns the
     count and the day after the last."""
+    from seaport.devtools.simulate import simulate
     from seaport.kafka.topics import message_key, topic_name
-    from seaport.simulate import simulate
 
     sent, day = 0, first
     users = max(1, min(users, messages // MESSAGES_PER_VISITOR_DAY))
@@ -168,7 +168,7 @@ def _produce_days(
 
 
 def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, prefix: str, verbose: bool) -> Any:
-    from pipelines.ingest import ingest_once
+    from pipelines.ingest import RunParams, ingest_once
     from sinks.warehouse import Warehouse
     from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Pseudonymizer
@@ -176,20 +176,18 @@ def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, 
     warehouse = Warehouse(warehouse_dir, late_days=BENCH_LATE_DAYS)
     try:
         started = time.perf_counter()
-        summary = ingest_once(
-            client=client,
-            warehouse=warehouse,
-            policy=FieldPolicy.load(),
-            pseudonymizer=Pseudonymizer.from_key_bytes(b"seaport-bench-key-not-secret-32b!"),
+        params = RunParams(
+            bootstrap=args.bootstrap,
             group=f"{prefix}ingest-{warehouse_dir.name}",
             prefix=prefix,
-            runner=args.runner,
-            beam_args=args.extra,
             kafka_client=args.kafka_client,
-            bootstrap=args.bootstrap,
+            runner=args.runner,
+            beam_args=tuple(args.extra),
             retention_days=100_000,
             verbose=verbose,
         )
+        pseudonymizer = Pseudonymizer.from_key_bytes(b"seaport-bench-key-not-secret-32b!")
+        summary = ingest_once(client, warehouse, FieldPolicy.load(), pseudonymizer, params)
         summary.timings["end to end"] = time.perf_counter() - started
         return summary
     finally:

@@ -3,7 +3,7 @@
 Generates beacons (page views, clicks, page leaves, mini-program launches), access logs, consent
 changes and erasure requests for many visitors over several days, with the faults a real feed has:
 exact duplicates, late events, malformed messages of every kind, personal data leaking into query
-strings. Same arguments, same bytes. Attacks, labelled, come from `--attacks` (seaport/attacks.py):
+strings. Same arguments, same bytes. Attacks, labelled, come from `--attacks` (seaport/devtools/attacks.py):
 unlabelled ones here would count as false findings in `seaport eval security`.
 
     seaport simulate --users 200 --days 1 --seed 1 --out traffic.jsonl    # one file per topic
@@ -673,8 +673,7 @@ def fast_beacons(n: int, seed: int, start: date) -> Iterator[bytes]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from seaport.cli import add_kafka_options
-    from seaport.kafka.topics import add_prefix_option
+    from seaport.options import add_kafka_options, add_prefix_option
 
     parser.description = (
         "Generate realistic, seeded traffic (beacons, access logs, consent changes, erasure requests) "
@@ -714,7 +713,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attacks",
         action="store_true",
-        help="quiet days, then a last day of labelled attacks and legitimate look-alikes (seaport/attacks.py); "
+        help="quiet days, then a last day of labelled attacks and legitimate look-alikes (seaport/devtools/attacks.py); "
         "with --out the labels go to FILE's .labels.json beside it, never to Kafka",
     )
     add_prefix_option(parser)
@@ -770,7 +769,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"simulating {args.users} users over {args.days} days from {start}…", file=sys.stderr)
     scenarios = None
     if args.attacks:
-        from seaport.attacks import simulate_attacks
+        from seaport.devtools.attacks import simulate_attacks
 
         traffic, scenarios = simulate_attacks(args.users, args.days, args.seed, start)
     else:
@@ -782,7 +781,7 @@ def run(args: argparse.Namespace) -> int:
             for path, count in write_files(traffic, args.out).items():
                 print(f"{path}\t{count} lines")
             if scenarios is not None:
-                from seaport.attacks import labels_path, write_labels
+                from seaport.devtools.attacks import labels_path, write_labels
 
                 write_labels(scenarios, labels_path(args.out))
                 print(f"{labels_path(args.out)}\t{len(scenarios)} labelled scenarios")

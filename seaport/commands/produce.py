@@ -17,9 +17,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from seaport.cli import add_kafka_options
 from seaport.errors import SeaportError
-from seaport.kafka.topics import add_prefix_option, message_key, topic_name
+from seaport.kafka.topics import message_key, topic_name
+from seaport.options import add_kafka_options, add_prefix_option
 
 if TYPE_CHECKING:
     from seaport.kafka.clients import Refusal

@@ -4,7 +4,7 @@
     seaport broker status
     seaport broker stop
 
-The jars come from Maven Central through `seaport/kafka/pom.xml` and are cached in
+The jars come from Maven Central through `seaport/devtools/pom.xml` and are cached in
 `$SEAPORT_CACHE/kafka-libs` (default `<project>/.cache/kafka-libs`). The broker listens on
 127.0.0.1 only, keeps its data, logs and pid file in `--data-dir`, and is stopped by its own PID.
 """
@@ -28,8 +28,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from seaport.cli import port_number, positive_float
 from seaport.errors import SeaportError
+from seaport.options import port_number, positive_float
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 POM = Path(__file__).with_name("pom.xml")

@@ -334,7 +334,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_trail(warehouse: Path) -> int:
-    from seaport import trail
+    from sinks import trail
 
     if not (warehouse / trail.TRAIL_FILE).exists():
         raise SeaportError(f"no audit trail in {warehouse}")

@@ -23,9 +23,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from schemas.models import ErasureRequest
-from seaport.cli import add_kafka_options
 from seaport.errors import SeaportError
-from seaport.kafka.topics import add_prefix_option, topic_name
+from seaport.kafka.topics import topic_name
+from seaport.options import add_kafka_options, add_prefix_option
 
 
 def identifier(text: str) -> str:

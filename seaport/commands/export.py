@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seaport.audit import audit_warehouse
     from seaport.residency import partner_region
+    from sinks.audit import audit_warehouse
     from transforms.cells import ANALYTICS_TABLES
 
     region = partner_region(args.partner)

@@ -1,7 +1,7 @@
 """Replay a `seaport simulate --out` file set through the collector over HTTP.
 
     seaport collect --port 8080 --trusted-proxy 127.0.0.1 &
-    python -m seaport.collector.replay --url http://127.0.0.1:8080 traffic.jsonl traffic.*.jsonl
+    seaport replay --url http://127.0.0.1:8080 traffic.jsonl traffic.*.jsonl
 
 The replayer plays a reverse proxy in front of the collector: it sends each beacon's simulated
 client IP in `X-Forwarded-For`, so start the collector with `--trusted-proxy 127.0.0.1` (otherwise
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from pathlib import Path
 import aiohttp
 
 from schemas import safejson
-from seaport.cli import positive_float, positive_int
 from seaport.errors import SeaportError
+from seaport.options import positive_float, positive_int
 from seaport.progress import Progress
 
 ROUTES = {"consent.events": "/consent", "beacons.raw": "/collect", "access_logs.raw": "/logs"}
@@ -173,10 +172,7 @@ def wait_until_up(base_url: str, timeout: float) -> None:
             time.sleep(0.2)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m seaport.collector.replay", description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url", dest="base_url", default="http://127.0.0.1:8080", help="the collector (default: %(default)s)"
     )
@@ -194,13 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="STEM",
         help="write the lines the collector refused to STEM.<topic>.jsonl (to show the pipeline's dead letters)",
     )
-    args = parser.parse_args(argv)
-    try:
-        wait_until_up(args.base_url, args.wait)
-        result = replay_over_http(args.base_url, args.files, args.batch_size)
-    except SeaportError as e:
-        print(f"replay: error: {e}", file=sys.stderr)
-        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    wait_until_up(args.base_url, args.wait)
+    result = replay_over_http(args.base_url, args.files, args.batch_size)
     for topic in ORDER:
         print(f"{topic}: {result.accepted[topic]} accepted, {result.rejected[topic]} refused by the collector")
     for path in result.skipped_files:
@@ -211,7 +205,3 @@ def main(argv: list[str] | None = None) -> int:
             path.write_bytes(b"".join(line + b"\n" for line in lines))
             print(f"refused lines: {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -180,7 +180,7 @@ def evaluate_seed(users: int, days: int, seed: int, start: dt.date) -> Evaluatio
     """Simulate, load, report and compare for one seed, in a temporary warehouse."""
     import hashlib
 
-    from seaport.attacks import simulate_attacks
+    from seaport.devtools.attacks import simulate_attacks
     from transforms.pseudonyms import Pseudonymizer
 
     traffic, scenarios = simulate_attacks(users, days, seed, start)
@@ -196,7 +196,7 @@ def evaluate_seed(users: int, days: int, seed: int, start: dt.date) -> Evaluatio
 
 def format_evaluation(results: list[Evaluation]) -> str:
     """The figures per seed and together, as the command prints them."""
-    from seaport.attacks import ATTACK_KINDS
+    from seaport.devtools.attacks import ATTACK_KINDS
 
     lines = []
     header = f"{'scenario kind':<26}" + "".join(f"{_label(r):>10}" for r in results)
@@ -243,7 +243,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from seaport.cli import positive_int
+    from seaport.options import positive_int
 
     parser.description = (
         "Measure the security detectors: simulate quiet days and a day of labelled attacks with legitimate "
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.warehouse is None) != (args.labels is None):
         raise SeaportError("--warehouse and --labels go together")
     if args.warehouse is not None:
-        from seaport.attacks import read_labels
+        from seaport.devtools.attacks import read_labels
         from transforms.pseudonyms import Pseudonymizer
 
         scenarios = read_labels(args.labels)
@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         last = max(dt.date.fromisoformat(s.day) for s in scenarios)
         days = [last - dt.timedelta(days=d) for d in reversed(range(args.days))]
         results = [evaluate_warehouse(args.warehouse, scenarios, days, pseudonymizer)]
-        from seaport import trail  # R12: it read the security store and used the key
+        from sinks import trail  # R12: it read the security store and used the key
 
         trail.record(
             args.warehouse, "eval", {"days": args.days, "labels": "(given)"}, "ok", key_id=pseudonymizer.key_id

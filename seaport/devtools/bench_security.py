@@ -1,6 +1,6 @@
 """The security report's benchmark: one day of N security events against a 28-day baseline (R11).
 
-    .venv/bin/python -m seaport.bench_security --events 10000000 [--dir DIR]
+    seaport bench-security --events 10000000 [--dir DIR]
 
 Builds, outside the timing, a security.duckdb with day D-1 and day D of N synthetic events each
 (made-up subject, device and prefix labels with heavy-tailed activity, no real-looking
@@ -17,6 +17,8 @@ import datetime as dt
 import tempfile
 import time
 from pathlib import Path
+
+from seaport.options import positive_int
 
 DAY = dt.date(2026, 11, 24)
 
@@ -68,11 +70,14 @@ def build_store(path: Path, events: int, baseline_days: int = 28) -> None:
     con.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000_000, help="events of day D (default: %(default)s)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--events", type=positive_int, default=10_000_000, help="events of day D (default: %(default)s)"
+    )
     parser.add_argument("--dir", type=Path, help="where to build the store (default: a temporary folder)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     from pipelines.security_report import ReportDay, report_security_day
     from transforms.anomalies import DetectorConfig
 
@@ -87,7 +92,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report security of a day of {result.sources.get('events', 0):,} events against a 28-day baseline: "
               f"{took:.1f} s ({len(result.anomalies)} findings, summaries {result.summaries})")  # fmt: skip
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

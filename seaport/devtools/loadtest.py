@@ -1,6 +1,6 @@
 """Load test of the collector with `wrk` on loopback: requests/s, p50/p99, and events on the topic.
 
-    python -m seaport.collector.loadtest --bootstrap 127.0.0.1:9092 --duration 30
+    seaport loadtest --bootstrap 127.0.0.1:9092 --duration 30
 
 Starts its own collector (`--workers`, no rate limit, no access log) on a free port, writing to
 fresh topics under a unique prefix on the given broker, then runs `wrk` twice: pixel GETs, and
@@ -30,9 +30,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from seaport.cli import positive_int
+from seaport.devtools.broker import free_port
 from seaport.errors import SeaportError
-from seaport.kafka.broker import free_port
+from seaport.options import positive_int
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BATCH_EVENTS = 20
@@ -275,11 +275,7 @@ def report(results: dict[str, tuple[WrkResult, int]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m seaport.collector.loadtest",
-        description="Load-test the collector with wrk (see the module docstring).",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap",
         default=os.environ.get("SEAPORT_BOOTSTRAP", "127.0.0.1:9092"),
@@ -291,19 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--requests", type=int, default=0, help="event requests per wrk thread, then idle requests (default: unbounded)"
     )
-    args = parser.parse_args(argv)
-    try:
-        results = load_test(args.bootstrap, args.duration, args.connections, args.workers, args.requests)
-    except SeaportError as e:
-        print(f"loadtest: error: {e}", file=sys.stderr)
-        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    results = load_test(args.bootstrap, args.duration, args.connections, args.workers, args.requests)
     print(
         f"collector: {args.workers} worker(s); wrk: 1 thread, {args.connections} connections, "
         f"{args.duration}s per run, loopback, broker on {args.bootstrap}"
     )
     print(report(results))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
