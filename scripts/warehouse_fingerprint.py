@@ -62,7 +62,10 @@ def _seaport(*args: str, env: dict[str, str]) -> None:
 
 def build(out: Path, users: int, days: int, seed: int) -> None:
     sys.path.insert(0, os.getcwd())
-    from seaport.devtools.broker import Broker, free_port
+    try:
+        from seaport.devtools.broker import Broker, free_port
+    except ImportError:  # a revision from before the broker moved to the developer tools
+        from seaport.kafka.broker import Broker, free_port  # type: ignore[no-redef]
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seaport-fingerprint-") as tmp:

@@ -10,10 +10,12 @@
   of the stored facts: exact distinct visitors across runs, suppression that sees the whole cell,
   late events, late consent and a minor's deletion that reach every day.
 
-A run commits in this order (quix-streams' checkpoint): idempotent writes to `security.duckdb`,
-then `state.duckdb` with the run's offset ranges in the same transaction, then the aggregates,
-then (by the caller) the Kafka offsets. A crash anywhere repeats at most the uncommitted ranges,
-and repeating them changes nothing (keys: `event_id`, the source position).
+A run commits in numbered steps (quix-streams' `Checkpoint.commit`; `Warehouse.commit_run` lists
+them): 1. the staged files, 2. idempotent writes to `security.duckdb`, 3. `state.duckdb` with the
+run's offset ranges in the same transaction (the commit point), 4. the aggregates of the dirty
+days (`materialize`), 5. (by the caller) the Kafka offsets. A crash anywhere repeats at most the
+uncommitted ranges, and repeating them changes nothing (keys: `event_id`, the source position).
+The privacy rules these steps run are `transforms/`' (`cells`, `consent`): the sink stores.
 """
 
 from __future__ import annotations
@@ -265,7 +267,25 @@ class Warehouse:
 
     # -- the commit ----------------------------------------------------------------------------
     def commit_run(self, summary: RunSummary, staging: Path, gated_columns: list[str], retention_days: int) -> None:
-        """Store a run's staged files: security first, then state with the positions (the commit)."""
+        """Store a run's staged files, in numbered steps; a run that dies between any two is
+        repeated from step 1 and ends the same (each step's writes are keyed, or replace):
+
+        1. the staged files and the legal holds in force, as views of this connection;
+        2. security.duckdb, one transaction: erasure receipts, erasures, minors' marks, dead
+           letters, security events, what consent and erasure now block, retention;
+        3. state.duckdb with the positions, one transaction — the commit point: receipts,
+           erasures, consent changes, the watermark, analytics facts, the dirty days, minors,
+           erased subjects unlinked, profiles withheld, the late window, positions and the run.
+
+        Then `materialize` (4: the dirty days' aggregates) and the caller commits the Kafka
+        offsets (5)."""
+        now = datetime.now(UTC)
+        self._stage(staging)
+        self._store_security(summary, now, retention_days)
+        self._store_state(summary, now, gated_columns)
+
+    def _stage(self, staging: Path) -> None:
+        """Step 1: views `staged_<kind>` of the run's staged files, and the legal holds in force."""
         con = self.con
         for kind, schema in STAGED_SCHEMAS.items():
             files = sorted((staging / kind).glob("*.parquet"))
@@ -275,10 +295,12 @@ class Warehouse:
             else:
                 con.register(f"empty_{kind}", schema.empty_table())
                 con.execute(f"CREATE OR REPLACE TEMP VIEW staged_{kind} AS SELECT * FROM empty_{kind}")
-        now = datetime.now(UTC)
         con.register("legal_holds_given", holds_table(load_holds(self.root)))
         con.execute("CREATE OR REPLACE TEMP TABLE legal_holds AS SELECT * FROM legal_holds_given")
 
+    def _store_security(self, summary: RunSummary, now: datetime, retention_days: int) -> None:
+        """Step 2: security.duckdb, in one transaction (inserts keyed: a repeat changes nothing)."""
+        con = self.con
         con.execute("BEGIN")
         # receipts first: what this run's erasure requests find before anything is removed (R8)
         for table, action, day in (
@@ -352,6 +374,9 @@ class Warehouse:
             )
         con.execute("COMMIT")
 
+    def _store_state(self, summary: RunSummary, now: datetime, gated_columns: list[str]) -> None:
+        """Step 3, the commit point: state.duckdb with the positions, in one transaction."""
+        con = self.con
         con.execute("BEGIN")
         for table in ("analytics_events", "consent_changes", "visitor_days"):
             con.execute(self._receipt_sql("st", "state", table, "unlinked", "analytics_pseudonym", None))

@@ -26,8 +26,8 @@ from seaport.kafka.topics import create_topics, message_key, topic_name
 from tests.helpers import read_all
 from tests.hostile import GOOD, hostile_message
 from tests.model import build_dataset, expected_tables, rounded
-from tests.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
-from tests.test_ingest_transforms import POLICY, PSEUDONYMS
+from tests.pipelines.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
+from tests.pipelines.test_ingest_transforms import POLICY, PSEUDONYMS
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = {"beacons.raw": "/collect", "consent.events": "/consent", "access_logs.raw": "/logs"}

@@ -29,7 +29,7 @@ from seaport.kafka.clients import make_client
 from seaport.kafka.topics import create_topics, topic_name
 from tests.helpers import read_all
 from tests.model import SHANGHAI, Dataset, expected_tables, rounded
-from tests.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
+from tests.pipelines.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
 from transforms.policy import FieldPolicy
 from transforms.pseudonyms import Pseudonymizer, Purpose
 

@@ -16,7 +16,7 @@ import duckdb
 
 from seaport.kafka.topics import create_topics
 from tests.model import build_dataset, expected_tables, normalize, rounded
-from tests.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
+from tests.pipelines.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
 
 # audience_daily keeps profile dimensions only where consent was known when the events were
 # ingested (README): a grant in a later piece makes visitors, not profiles. The other tables must

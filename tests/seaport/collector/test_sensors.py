@@ -3,7 +3,7 @@
 Records are built the way sa-sdk-javascript 1.27 builds them (`identities`, `distinct_id`,
 `anonymous_id`, `login_id` after `login()`, `properties`, `time`, `_track_id`, `_flush_time`), with
 ids from a seeded RNG. The HTTP tests run `seaport collect` against the session's Kafka broker and
-read `beacons.raw` back. (The browser test drives the real SDK: tests/test_sensors_browser.py.)
+read `beacons.raw` back. (The browser test drives the real SDK: tests/seaport/collector/test_sensors_browser.py.)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from seaport.collector.sensors import beacon_from_record, decode_records, java_h
 from seaport.devtools.broker import free_port
 from seaport.devtools.loadtest import running_collector
 from seaport.kafka.topics import topic_name
-from tests.test_collector import read_topic, request
+from tests.seaport.collector.test_collector import read_topic, request
 
 RNG = random.Random(20261202)
 ORIGIN = "https://shop.example.cn"

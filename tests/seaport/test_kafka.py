@@ -23,7 +23,7 @@ from seaport.kafka.topics import TOPICS, create_topics, message_key, topic_name
 from tests.helpers import read_all
 
 KINDS = ["confluent", "kafka-python"]
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def _payloads(n: int, seed: int) -> list[bytes]:

@@ -31,10 +31,10 @@ from selenium.webdriver.common.by import By
 from seaport.collector.snowplow import IDLE_ENV
 from seaport.devtools.loadtest import running_collector
 from seaport.kafka.topics import topic_name
-from tests.test_ingest import ingest
-from tests.test_tracker_browser import read_values, wait_for
+from tests.pipelines.test_ingest import ingest
+from tests.seaport.collector.test_tracker_browser import read_values, wait_for
 
-SDK = Path(__file__).resolve().parents[1] / ".cache" / "sdk" / "node_modules" / "@snowplow"
+SDK = Path(__file__).resolve().parents[3] / ".cache" / "sdk" / "node_modules" / "@snowplow"
 BUILDS = {
     "browser-tracker.js": SDK / "browser-tracker" / "dist" / "index.umd.min.js",
     "link-click-tracking.js": SDK / "browser-plugin-link-click-tracking" / "dist" / "index.umd.min.js",

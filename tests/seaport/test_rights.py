@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from tests.model import SHANGHAI
-from tests.test_ingest import ingest, produce
+from tests.pipelines.test_ingest import ingest, produce
 from tests.test_privacy_e2e import T0, phone, scenario, view
 from transforms.deadlines import due_by, is_working_day, working_days_left
 from transforms.pseudonyms import Pseudonymizer, Purpose

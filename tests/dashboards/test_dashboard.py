@@ -1,5 +1,5 @@
 """`seaport dashboard` on real DuckDB analytics stores: content, escaping, empty and partial
-warehouses, the locked store, bad input, and `--serve` (tests/test_dashboard_browser.py runs the
+warehouses, the locked store, bad input, and `--serve` (tests/dashboards/test_dashboard_browser.py runs the
 page's script in Chromium)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dashboards.dashboard import ECHARTS, Site, build_dashboard
 from seaport.cli import main
 from tests.helpers import AGGREGATES_DDL, CONTRACT_DDL, hold_write_lock
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 HOSTILE_PAGE = "/promo/<script>alert('x')</script>"
 HOSTILE_ELEMENT = '"><img src=x onerror=alert(1)>'

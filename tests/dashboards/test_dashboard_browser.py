@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from dashboards.dashboard import build_dashboard
-from tests.test_dashboard import DAYS, OTHER, SHANGHAI, fill_full_analytics, served
+from tests.dashboards.test_dashboard import DAYS, OTHER, SHANGHAI, fill_full_analytics, served
 
 HOSTILE_PAGE = '/promo/<img src=x onerror="window.__pwned=1">'
 HOSTILE_ELEMENT = "<script>window.__pwned=2</script>"

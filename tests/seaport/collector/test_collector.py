@@ -736,7 +736,7 @@ def test_collect_refuses_numbers_that_must_be_positive() -> None:
 def test_collect_max_events_zero_is_a_one_line_usage_error(kafka_bootstrap: str) -> None:
     command = [sys.executable, "-m", "seaport.cli", "collect", "--bootstrap", kafka_bootstrap]
     command += ["--port", str(free_port()), "--max-events", "0"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[1])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=Path(__file__).parents[3])
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.splitlines()
     assert line.startswith("seaport collect: error: argument --max-events")

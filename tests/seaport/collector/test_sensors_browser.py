@@ -29,11 +29,11 @@ from seaport.devtools.loadtest import running_collector
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import topic_name
 from tests.helpers import read_all
-from tests.test_ingest import ingest
+from tests.pipelines.test_ingest import ingest
+from tests.seaport.collector.test_tracker_browser import wait_for
 from tests.test_privacy_e2e import audit
-from tests.test_tracker_browser import wait_for
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[3]
 SDK = PROJECT_DIR / ".cache" / "sdk" / "node_modules" / "sa-sdk-javascript" / "sensorsdata.min.js"
 MODES = ("image", "ajax", "beacon", "batch")
 LOGIN_MODE = "ajax"  # sensors.login() is called there, after its page view; later modes stay logged in

@@ -25,7 +25,7 @@ import pytest
 from seaport.kafka.topics import create_topics
 from tests.conftest import PROJECT_DIR
 from tests.model import SHANGHAI, Dataset
-from tests.test_ingest import ingest, produce
+from tests.pipelines.test_ingest import ingest, produce
 from tests.test_privacy_e2e import T0, _iso, scenario, view
 from transforms.masking import mask
 from transforms.pseudonyms import Pseudonymizer, Purpose

@@ -29,7 +29,7 @@ from seaport.kafka.topics import create_topics
 from sinks.warehouse import Warehouse
 from tests.helpers import hold_write_lock
 from tests.model import build_dataset, expected_duplicates, expected_tables
-from tests.test_ingest import ingest, produce
+from tests.pipelines.test_ingest import ingest, produce
 
 K = 3  # suppresses some cells: the `(other)` rows take part
 VIEWS = [
@@ -45,7 +45,7 @@ VIEWS = [
 ]
 # One example per view, as a user types it (the final report quotes these).
 # The README's example queries, exactly as a user copies them
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 EXAMPLES = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith('seaport sql "')]
 
 
