@@ -19,7 +19,6 @@ import json
 import random
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -627,46 +626,6 @@ def simulate(
         erasures=[_dumps(e) for e in erasures],
         malformed={BEACONS: bad_beacons, ACCESS_LOGS: bad_logs, CONSENT: 0, ERASURES: 0},
     )
-
-
-def _beacon_templates(seed: int, count: int = 512) -> list[tuple[bytes, bytes, bytes]]:
-    """Serialized beacons split around their event_id and ts, so each line costs two joins."""
-    rng = random.Random(seed)
-    visitors = make_visitors(rng, 128)
-    rec = Recorder(rng, late_rate=0)
-    day_ms = _day_start_ms(date(2026, 1, 1))
-    while len(rec.beacons) < count:
-        record_session(rec, rng.choice(visitors), _visit_start(rng, day_ms))
-    templates = []
-    for _, _, msg in rec.beacons[:count]:
-        msg = {**msg, "event_id": "@EID@", "ts": "@TS@"}
-        msg.pop("received_at", None)
-        head, rest = _dumps(msg).split(b"@EID@")
-        middle, tail = rest.split(b"@TS@")
-        templates.append((head, middle, tail))
-    return templates
-
-
-def fast_beacons(n: int, seed: int, start: date) -> Iterator[bytes]:
-    """`n` valid beacon/1 lines with a realistic mix, spread over the day `start`, for `seaport bench`.
-
-    Pre-built templates vary only event_id (unique per line) and ts, so this yields several hundred
-    thousand lines per second.
-    """
-    templates = _beacon_templates(seed)
-    mask = len(templates) - 1
-    id_prefix = f"{random.Random(seed).getrandbits(32):08x}-0000-4000-8000-".encode()
-    day_ms = _day_start_ms(start)
-    step = DAY / max(n, 1)
-    millis = [f".{m:03d}Z".encode() for m in range(1000)]
-    second, second_text = -1, b""
-    for i in range(n):
-        ms = day_ms + int(i * step)
-        if ms // SECOND != second:
-            second = ms // SECOND
-            second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S").encode()
-        head, middle, tail = templates[i & mask]
-        yield (head + id_prefix + b"%012x" % i + middle + second_text + millis[ms % SECOND] + tail)
 
 
 # --- the command ------------------------------------------------------------------------------------

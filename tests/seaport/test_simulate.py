@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from schemas.models import MAX_MESSAGE_BYTES, TOPIC_MODELS, AccessLog, Beacon, ConsentChange
 from seaport import cli
-from seaport.devtools.simulate import Traffic, fast_beacons, out_paths, simulate
+from seaport.devtools.simulate import Traffic, out_paths, simulate
 
 START = date(2026, 11, 24)
 HOUR = timedelta(hours=1)
@@ -174,16 +174,6 @@ def test_access_logs_are_realistic_and_hold_no_unlabelled_attack(access_logs: li
     # attacks come labelled from `--attacks`; one here would be a false finding in `eval security`
     failed_logins = Counter(a.ip for a in access_logs if a.path == "/api/login" and a.status == 401)
     assert max(failed_logins.values(), default=0) < 20
-
-
-def test_fast_beacons_are_valid_unique_and_mixed() -> None:
-    lines = list(fast_beacons(1000, 3, START))
-    parsed = [Beacon.model_validate_json(line) for line in lines]
-    assert len({b.event_id for b in parsed}) == 1000
-    assert {b.event for b in parsed} == {"page_view", "click", "page_leave", "app_launch"}
-    day = datetime(2026, 11, 24, tzinfo=ZoneInfo("Asia/Shanghai"))
-    assert all(day <= b.ts < day + timedelta(days=1) for b in parsed)
-    assert lines == list(fast_beacons(1000, 3, START))
 
 
 def test_cli_out_writes_the_beacons_to_file_and_the_other_topics_beside_it(tmp_path, capsys) -> None:
