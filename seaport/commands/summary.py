@@ -11,15 +11,12 @@ from pathlib import Path
 
 import duckdb
 
-from seaport.errors import SeaportError
+from seaport.commands.sql import connect
 from transforms.cells import ANALYTICS_TABLES
 
 
 def summarize(root: Path) -> str:
-    path = root / "analytics.duckdb"
-    if not path.exists():
-        raise SeaportError(f"no warehouse at {root} (no analytics.duckdb)")
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(root)  # `seaport sql`'s: read-only, one-line errors (missing, busy, not DuckDB)
     try:
         runs, messages, valid, dead = con.execute(
             "SELECT count(*), sum(messages), sum(valid), sum(deadletters) FROM ingest_runs"

@@ -417,5 +417,10 @@ def test_summary_accounts_for_every_message_and_table(built, tmp_path: Path):
     missing = subprocess.run([sys.executable, "-m", "seaport.cli", "summary", "--warehouse", str(tmp_path / "none")],
                              capture_output=True, text=True, timeout=60)  # fmt: skip
     assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.count("\n") == 1 and "no warehouse at" in missing.stderr
+    assert missing.stderr.count("\n") == 1 and "no analytics.duckdb in" in missing.stderr
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "analytics.duckdb").write_bytes(b"\xff\xfe not a database" * 100)
+    garbage = subprocess.run([sys.executable, "-m", "seaport.cli", "summary", "--warehouse", str(tmp_path / "garbage")],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert garbage.returncode == 2 and garbage.stderr.count("\n") == 1 and "cannot open analytics.duckdb" in garbage.stderr
 
