@@ -14,24 +14,20 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import fcntl
-import hashlib
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from seaport.devtools.maven import require, resolve_jars
 from seaport.errors import SeaportError
 from seaport.options import port_number, positive_float
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 POM = Path(__file__).with_name("pom.xml")
 DEFAULT_PORT = 9092
 DEFAULT_DATA_DIR = Path(".seaport/kafka")
@@ -64,61 +60,9 @@ logger.state.level = warn
 """
 
 
-def cache_dir() -> Path:
-    """Where downloaded things live: `$SEAPORT_CACHE` or `<project>/.cache` (git-ignored)."""
-    return Path(os.environ.get("SEAPORT_CACHE") or PROJECT_DIR / ".cache")
-
-
-def _require(tool: str, purpose: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise SeaportError(f"`{tool}` not found on PATH; it is needed to {purpose}")
-    return path
-
-
-def _pom_digest() -> str:
-    return hashlib.sha256(POM.read_bytes()).hexdigest()
-
-
 def ensure_jars() -> Path:
-    """Resolve the broker's jars with Maven once; later calls return the cached folder at once.
-
-    A stamp holding the pom's digest marks a complete download, so an edited pom or an
-    interrupted run resolves again. A file lock keeps concurrent callers from racing.
-    """
-    libs = cache_dir() / "kafka-libs"
-    stamp = libs / ".pom.sha256"
-    if stamp.is_file() and stamp.read_text() == _pom_digest():
-        return libs
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    with open(libs.parent / "kafka-libs.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text() == _pom_digest():
-            return libs
-        _resolve_jars(libs)
-        stamp.write_text(_pom_digest())
-    return libs
-
-
-def _resolve_jars(libs: Path) -> None:
-    mvn = _require("mvn", "download the Kafka broker's jars")
-    print(
-        f"resolving the Kafka broker's jars with Maven into {libs} (once) ...",
-        file=sys.stderr,
-        flush=True,
-    )
-    staging = libs.with_name("kafka-libs.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    log = libs.with_name("kafka-libs.mvn.log")
-    command = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-               f"-DoutputDirectory={staging}", "-DincludeScope=runtime"]  # fmt: skip
-    with open(log, "w") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-        raise SeaportError(f"Maven could not resolve the Kafka jars (exit {done.returncode}); see {log}")
-    shutil.rmtree(libs, ignore_errors=True)
-    staging.rename(libs)
-    print(f"resolved {len(list(libs.glob('*.jar')))} jars", file=sys.stderr, flush=True)
+    """The broker's jars, resolved with Maven once (`seaport.devtools.maven`)."""
+    return resolve_jars(POM, "kafka-libs", "the Kafka broker's jars", "kafka_2.13-*.jar")
 
 
 def free_port() -> int:
@@ -225,7 +169,7 @@ class Broker:
             reason = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else e.strerror
             raise SeaportError(f"cannot use {self.data_dir} as the broker's data folder: {reason}") from None
         libs = ensure_jars()
-        _require("java", "run the Kafka broker")
+        require("java", "run the Kafka broker")
         properties = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
             self._format_storage(libs, properties)
