@@ -12,4 +12,8 @@ echo "[tests] mypy (the privacy core, the pipelines, the Kafka layer)"
 echo "[tests] pytest"
 # two workers, a file each at a time (its module fixtures built once), each with its own broker:
 # most of a test's time is a subprocess starting (Beam, Kafka, a browser): 540 s on two, 850-900 s on one
-exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
+.venv/bin/python -m pytest -n 2 --dist loadfile -m "not portable" "$@"
+# The same ingest on Beam's portable runners (Flink, Prism), built on first use into .cache/ by
+# `seaport runners setup`; a worker that cannot start makes a portable job hang, hence the timeout.
+echo "[tests] the same warehouse on Beam's portable runners (Flink, Prism)"
+timeout 1200 .venv/bin/python -m pytest -m portable tests/pipelines/test_portable_runners.py

@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         raise SeaportError("--security-retention-days must be at least 1")
     if not args.group.strip():
         raise SeaportError("--group must name a consumer group")
-    check_runner(args.runner)
+    check_runner(args.runner, args.extra)
     prefix = args.topic_prefix
     # Everything that can refuse to run does so before a single message is read.
     policy = FieldPolicy.load()
@@ -412,14 +412,30 @@ def uses_beam(params: RunParams, messages: int) -> bool:
     return not (params.runner == "FnApiRunner" and messages < params.in_process_below and not params.beam_args)
 
 
-def check_runner(name: str) -> None:
-    """A one-line error for a runner Beam does not know, before anything is read."""
+# Portable runners and the option that names their job server or binary (without it, Beam would
+# try to download one when the pipeline runs); `seaport runners setup` builds them.
+PORTABLE_RUNNERS = {
+    "FlinkRunner": ("--flink_job_server_jar", "flink"),
+    "PrismRunner": ("--prism_location", "prism"),
+}
+
+
+def check_runner(name: str, beam_args: tuple[str, ...] | list[str] = ()) -> None:
+    """A one-line error for a runner Beam does not know, or a portable one without its job
+    server, before anything is read."""
     from apache_beam.runners.runner import create_runner
 
     try:
         create_runner(name)
     except (ValueError, ImportError):
         raise SeaportError(f"unknown Beam runner {name!r} (e.g. FnApiRunner, DirectRunner, FlinkRunner)") from None
+    option, setup = PORTABLE_RUNNERS.get(name, ("", ""))
+    given = {arg.split("=", 1)[0] for arg in beam_args}
+    if option and not given & {option, "--job_endpoint"}:
+        raise SeaportError(
+            f"{name} needs {option}=... or --job_endpoint=HOST:PORT "
+            f"(`seaport runners setup {setup}` builds one and prints the options)"
+        )
 
 
 def local_parallelism(runner: str, beam_args: tuple[str, ...], messages: int) -> list[str]:

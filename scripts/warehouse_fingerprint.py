@@ -112,15 +112,15 @@ def _lines(columns: list[str], rows: list[tuple]) -> list[str]:
     return ["\t".join(columns), *sorted("\t".join(repr(v) for v in r) for r in rows)]
 
 
-def _comparable(lines: list[str]) -> list[str]:
-    """A dump without what moves between builds: VOLATILE columns (keys, for JSON lines), and the
+def _comparable(lines: list[str], volatile: set[str]) -> list[str]:
+    """A dump without what moves between builds: `volatile` columns (keys, for JSON lines), and the
     `_MOVING` patterns, sorted again."""
     if not lines or lines[0].startswith("{"):
         docs = [json.loads(line) for line in lines if line]
-        return sorted(_steady(json.dumps({k: v for k, v in d.items() if k not in VOLATILE}, sort_keys=True))
+        return sorted(_steady(json.dumps({k: v for k, v in d.items() if k not in volatile}, sort_keys=True))
                       for d in docs)  # fmt: skip
     columns = lines[0].split("\t")
-    keep = [i for i, c in enumerate(columns) if c not in VOLATILE]
+    keep = [i for i, c in enumerate(columns) if c not in volatile]
     rows = [line.split("\t") for line in lines[1:]]
     return ["\t".join(columns[i] for i in keep), *sorted(_steady("\t".join(r[i] for i in keep)) for r in rows)]
 
@@ -163,12 +163,13 @@ def _write(path: Path, lines: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def diff(a: Path, b: Path) -> int:
+def diff(a: Path, b: Path, volatile: set[str] = VOLATILE) -> int:
+    """Print every dump that differs between `a` and `b` (`volatile` columns left out); 1 if any."""
     names = sorted({p.relative_to(a) for p in a.rglob("*.txt")} | {p.relative_to(b) for p in b.rglob("*.txt")})
     differing = 0
     for name in names:
-        left = _comparable((a / name).read_text().splitlines()) if (a / name).exists() else ["(missing)"]
-        right = _comparable((b / name).read_text().splitlines()) if (b / name).exists() else ["(missing)"]
+        left = _comparable((a / name).read_text().splitlines(), volatile) if (a / name).exists() else ["(missing)"]
+        right = _comparable((b / name).read_text().splitlines(), volatile) if (b / name).exists() else ["(missing)"]
         if left != right:
             differing += 1
             print(f"DIFFERS {name} ({len(left) - 1} vs {len(right) - 1} rows)")

@@ -65,6 +65,11 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # developer tools
     "replay": ("seaport.devtools.replay", "send simulated traffic files through a running collector over HTTP", ()),
     "loadtest": ("seaport.devtools.loadtest", "load-test the collector with wrk (a broker must be running)", ()),
+    "runners": (
+        "seaport.devtools.runners",
+        "`runners setup flink|prism`: build Beam's portable runners on this machine, once",
+        (),
+    ),
     "bench-security": (
         "seaport.devtools.bench_security",
         "time the nightly security report on a day of N synthetic events against 28 days of baseline",

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.ingest import check_runner
     from seaport.kafka.clients import make_client
 
-    check_runner(args.runner)
+    check_runner(args.runner, args.extra)
     client = make_client(args.kafka_client, args.bootstrap)  # no broker: one line, before any topic exists
     prefixes = [f"bench-{uuid.uuid4().hex[:8]}.", f"bench-{uuid.uuid4().hex[:8]}."]
     root = Path(tempfile.mkdtemp(prefix="seaport-bench-"))

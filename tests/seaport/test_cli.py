@@ -29,6 +29,10 @@ def seaport(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         (["ingest", "--dev", "--security-retention-days", "-5"], "--security-retention-days must be at least 1"),
         (["ingest", "--dev", "--runner", "NoSuchRunner"], "unknown Beam runner 'NoSuchRunner'"),
         (["ingest", "--dev", "--group", " "], "--group must name a consumer group"),  # librdkafka aborted
+        (["ingest", "--dev", "--runner", "FlinkRunner"], "FlinkRunner needs --flink_job_server_jar=..."),
+        (["ingest", "--dev", "--runner", "PrismRunner", "--environment_type=LOOPBACK"], "`seaport runners setup prism`"),
+        (["bench", "--runner", "FlinkRunner", "--flink_master=[local]"], "FlinkRunner needs --flink_job_server_jar"),
+        (["runners", "setup", "spark"], "invalid choice: 'spark'"),
         (["ingest", "--poll-seconds", "-1"], "must be a number of seconds above 0"),
         (["erase"], "one of the arguments --openid --anonymous-id --status is required"),
         (["erase", "--openid", "o-secret-person", "--anonymous-id", "c-x"], "not allowed with"),
