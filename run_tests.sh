@@ -13,7 +13,7 @@ echo "[tests] pytest"
 # two workers, a file each at a time (its module fixtures built once), each with its own broker:
 # most of a test's time is a subprocess starting (Beam, Kafka, a browser): 540 s on two, 850-900 s on one
 .venv/bin/python -m pytest -n 2 --dist loadfile -m "not portable" "$@"
-# The same ingest on Beam's portable runners (Flink, Prism), built on first use into .cache/ by
+# The same ingest on Beam's portable runners (Flink, Spark, Prism), built on first use into .cache/ by
 # `seaport runners setup`; a worker that cannot start makes a portable job hang, hence the timeout.
-echo "[tests] the same warehouse on Beam's portable runners (Flink, Prism)"
+echo "[tests] the same warehouse on Beam's portable runners (Flink, Spark, Prism)"
 timeout 1200 .venv/bin/python -m pytest -m portable tests/pipelines/test_portable_runners.py

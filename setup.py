@@ -14,7 +14,7 @@ setup(
     packages=find_packages(include=["seaport*", "schemas*", "transforms*", "sinks*", "pipelines*", "dashboards*"]),
     package_data={
         "schemas": ["*.toml"],
-        "seaport.devtools": ["pom.xml", "flink-job-server.pom.xml"],
+        "seaport.devtools": ["pom.xml", "flink-job-server.pom.xml", "spark-job-server.pom.xml"],
         "seaport.collector": ["static/*"],
         "dashboards": ["vendor/*", "static/*", "sql/*.sql"],
     },

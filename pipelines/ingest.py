@@ -416,6 +416,7 @@ def uses_beam(params: RunParams, messages: int) -> bool:
 # try to download one when the pipeline runs); `seaport runners setup` builds them.
 PORTABLE_RUNNERS = {
     "FlinkRunner": ("--flink_job_server_jar", "flink"),
+    "SparkRunner": ("--spark_job_server_jar", "spark"),
     "PrismRunner": ("--prism_location", "prism"),
 }
 

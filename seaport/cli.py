@@ -67,7 +67,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "loadtest": ("seaport.devtools.loadtest", "load-test the collector with wrk (a broker must be running)", ()),
     "runners": (
         "seaport.devtools.runners",
-        "`runners setup flink|prism`: build Beam's portable runners on this machine, once",
+        "`runners setup flink|spark|prism`: build Beam's portable runners on this machine, once",
         (),
     ),
     "bench-security": (

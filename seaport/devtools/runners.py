@@ -1,4 +1,4 @@
-"""`seaport runners setup flink|prism`: Beam's portable runners on this machine, built once.
+"""`seaport runners setup flink|spark|prism`: Beam's portable runners on this machine, built once.
 
     seaport runners setup flink     # prints the `seaport ingest` options that use it
     seaport ingest --until-caught-up --runner FlinkRunner --flink_master=[local] \\
@@ -9,6 +9,8 @@
   resolved from Maven Central into `.cache/flink-job-server/`, with a small `job-server.jar`
   whose manifest starts `FlinkJobServerDriver` on them. `--flink_master=[local]` runs a Flink
   mini cluster inside it; `--flink_master=HOST:PORT` submits to a real cluster.
+- spark: Beam's Spark job server (beam-runners-spark-3 2.62.0 with Spark 3.5.0, ~260 jars,
+  ~300 MB) in `.cache/spark-job-server/`; `--spark_master_url=local[2]` runs Spark inside it.
 - prism: Beam's portable runner in Go, built at the SDK's version (2.77.0) with `go install` into
   `.cache/prism-2.77.0/`; `--runner PrismRunner --prism_location=BIN`.
 
@@ -28,11 +30,14 @@ from pathlib import Path
 from seaport.devtools.maven import cache_dir, require, resolve_jars
 from seaport.errors import SeaportError
 
-FLINK_POM = Path(__file__).with_name("flink-job-server.pom.xml")
-FLINK_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
+# runner -> (its pom, the job server's main class, a jar the resolution must hold)
+JOB_SERVERS = {
+    "flink": ("flink-job-server.pom.xml", "org.apache.beam.runners.flink.FlinkJobServerDriver", "beam-runners-flink-1.19-*.jar"),
+    "spark": ("spark-job-server.pom.xml", "org.apache.beam.runners.spark.SparkJobServerDriver", "beam-runners-spark-3-*.jar"),
+}
 PRISM_VERSION = "2.77.0"  # the Python SDK's: Prism builds at exactly this version
 PRISM_MODULE = f"github.com/apache/beam/sdks/v2/go/cmd/prism@v{PRISM_VERSION}"
-RUNNERS = ("flink", "prism")
+RUNNERS = ("flink", "spark", "prism")
 
 
 def _manifest_line(text: str) -> bytes:
@@ -42,15 +47,16 @@ def _manifest_line(text: str) -> bytes:
     return b"\r\n".join(parts) + b"\r\n"
 
 
-def flink_job_server() -> Path:
-    """The Flink job server's launcher jar, built on the first call."""
-    libs = resolve_jars(FLINK_POM, "flink-job-server", "Beam's Flink job server", "beam-runners-flink-1.19-*.jar")
+def job_server(runner: str) -> Path:
+    """The launcher jar of `runner`'s job server (flink, spark), built on the first call."""
+    pom, main, expected = JOB_SERVERS[runner]
+    libs = resolve_jars(Path(__file__).with_name(pom), f"{runner}-job-server", f"Beam's {runner} job server", expected)
     jar = libs / "job-server.jar"
     if not jar.is_file():
         jars = sorted(p.name for p in libs.glob("*.jar") if p.name != jar.name)
         manifest = (
             _manifest_line("Manifest-Version: 1.0")
-            + _manifest_line(f"Main-Class: {FLINK_MAIN}")
+            + _manifest_line(f"Main-Class: {main}")
             + _manifest_line("Class-Path: " + " ".join(jars))
             + b"\r\n"
         )
@@ -81,11 +87,15 @@ def prism_binary() -> Path:
 
 def ingest_options(runner: str, parallelism: int = 2) -> list[str]:
     """The `seaport ingest` options that run it on `runner`, built first if needed."""
+    if runner in JOB_SERVERS:
+        require("java", f"run Beam's {runner} job server")
     if runner == "flink":
-        require("java", "run Beam's Flink job server")
-        return ["--runner", "FlinkRunner", "--flink_master=[local]", f"--flink_job_server_jar={flink_job_server()}",
+        return ["--runner", "FlinkRunner", "--flink_master=[local]", f"--flink_job_server_jar={job_server('flink')}",
                 "--environment_type=LOOPBACK", f"--parallelism={parallelism}",
                 "--job_server_jvm_properties=-Xmx512m"]  # fmt: skip
+    if runner == "spark":
+        return ["--runner", "SparkRunner", f"--spark_master_url=local[{parallelism}]",
+                f"--spark_job_server_jar={job_server('spark')}", "--environment_type=LOOPBACK"]  # fmt: skip
     return ["--runner", "PrismRunner", f"--prism_location={prism_binary()}", "--environment_type=LOOPBACK"]
 
 
@@ -93,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("\n\n", 1)[1] if __doc__ else None
     parser.add_argument("action", choices=["setup"], help="build the runner's job server or binary (once)")
-    parser.add_argument("runner", choices=RUNNERS, help="flink (Java and Maven needed) or prism (Go needed)")
+    parser.add_argument("runner", choices=RUNNERS, help="flink or spark (Java and Maven needed), prism (Go needed)")
 
 
 def run(args: argparse.Namespace) -> int:

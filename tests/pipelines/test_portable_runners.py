@@ -1,8 +1,9 @@
 """The same ingest on Beam's portable runners gives the same warehouse as the in-process runner:
-Flink (a mini cluster in Beam's Flink job server, parallelism 2) and Prism, on the same traffic
-and key, compared table by table (every analytics, state and security table, the bookkeeping
-counts, the dead letters, every Parquet file), with what moves between any two runs left out
-(`scripts/warehouse_fingerprint.py`'s rules, and the runner's own name).
+Flink (a mini cluster in Beam's Flink job server, parallelism 2), Spark (`local[2]`) and Prism,
+on the same traffic and key, compared table by table (every analytics, state and security
+table, the bookkeeping counts, the dead letters, every Parquet file), with what moves between any
+two runs left out (`scripts/warehouse_fingerprint.py`'s rules, the runner's own name and the
+command line in the audit trail).
 
 Opt-in (`pytest -m portable`): `./run_tests.sh` runs it as its own step under a timeout, since a
 worker that cannot start makes a portable job hang rather than fail. Skipped, with the reason, only
@@ -25,7 +26,7 @@ from tests.pipelines.test_ingest import ingest, produce
 
 pytestmark = pytest.mark.portable
 
-NEEDS = {"flink": ("java", "mvn"), "prism": ("go",)}
+NEEDS = {"flink": ("java", "mvn"), "spark": ("java", "mvn"), "prism": ("go",)}
 
 
 @pytest.fixture(scope="module")
