@@ -10,10 +10,12 @@ exactly-once in effect).
 
 The graph:
 
-    OffsetRanges ▸ ReadKafka (SplitRanges ▸ Distribute ▸ ReadBatches) ▸ ValidateAndProtect
+    OffsetRanges ▸ SplitRanges ▸ Distribute ▸ ReadAndProtect
 
-`ReadKafka` (`ReadRanges`) yields batches of records and `ValidateAndProtect` stages each batch
-as Arrow/Parquet files, so that no per-element Beam overhead sits on the hot path. What a run is
+`ReadAndProtect` reads its piece of a partition in batches of records (`ReadOffsetRange`) and
+stages each batch as Arrow/Parquet files (`ValidateAndProtect`) in one step: the records never
+cross a Beam boundary (they would be pickled and sent between processes), and no per-element
+Beam overhead sits on the hot path. What a run is
 asked to do is one frozen `RunParams`.
 
 Run it (a broker on 127.0.0.1:9092 with traffic in it):
@@ -389,8 +391,15 @@ def run_pipeline(
     (
         pipeline
         | "OffsetRanges" >> beam.Create(ranges)
-        | "ReadKafka" >> ReadRanges(params.kafka_client, params.bootstrap, params.max_batch)
-        | "ValidateAndProtect" >> beam.ParDo(ValidateAndProtect(policy, pseudonymizer, str(staging)))
+        | "SplitRanges" >> beam.FlatMap(split_range, SPLIT_OFFSETS)
+        | "Distribute" >> beam.Reshuffle()
+        | "ReadAndProtect"
+        >> beam.ParDo(
+            ReadAndProtect(
+                ReadOffsetRange(params.kafka_client, params.bootstrap, params.max_batch),
+                ValidateAndProtect(policy, pseudonymizer, str(staging)),
+            )
+        )
     )
     result = pipeline.run()
     result.wait_until_finish()
@@ -457,23 +466,6 @@ def split_range(r: OffsetRange, size: int) -> Iterator[OffsetRange]:
         yield OffsetRange(r.topic, r.kafka_topic, r.partition, start, min(r.end, start + size))
 
 
-class ReadRanges(beam.PTransform):
-    """Offset ranges in, batches of records out: each range split into pieces of `SPLIT_OFFSETS`
-    offsets, the pieces spread over the workers, each piece read as (range, records) batches."""
-
-    def __init__(self, kafka_client: str, bootstrap: str, max_batch: int) -> None:
-        super().__init__()
-        self.kafka_client, self.bootstrap, self.max_batch = kafka_client, bootstrap, max_batch
-
-    def expand(self, ranges: beam.PCollection) -> beam.PCollection:
-        return (
-            ranges
-            | "SplitRanges" >> beam.FlatMap(split_range, SPLIT_OFFSETS)
-            | "Distribute" >> beam.Reshuffle()
-            | "ReadBatches" >> beam.ParDo(ReadOffsetRange(self.kafka_client, self.bootstrap, self.max_batch))
-        )
-
-
 class ReadOffsetRange(beam.DoFn):
     """Reads one offset range of one partition as batches of records (bounded: stops at end)."""
 
@@ -516,6 +508,24 @@ class ValidateAndProtect(beam.DoFn):
         for name, n in counts.items():
             self._count(name, n)
         yield from staged.items()
+
+
+class ReadAndProtect(beam.DoFn):
+    """Reads one offset range and stages it, batch by batch: reading and protecting in one step."""
+
+    def __init__(self, reader: ReadOffsetRange, protect: ValidateAndProtect):
+        self.reader, self.protect = reader, protect
+
+    def setup(self) -> None:
+        self.reader.setup()
+        self.protect.setup()
+
+    def process(self, r: OffsetRange) -> Iterator[tuple[str, int]]:
+        for element in self.reader.process(r):
+            yield from self.protect.process(element)
+
+    def teardown(self) -> None:
+        self.reader.teardown()
 
 
 def stage_batch(
