@@ -74,7 +74,9 @@ INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_log
 BUSY_WAIT_S = 10.0  # how long a run waits for a reader to let go of the warehouse
 SPLIT_OFFSETS = 50_000  # offsets per unit of parallel work
 PARALLEL_FROM = 200_000  # messages in a run from which the local runner uses every core
-IN_PROCESS_BELOW = 20_000  # messages in a run below which the local runner's steps run in-process
+# Below PARALLEL_FROM the local runner would run Beam in one process: the same work on one core,
+# plus seconds of start-up. So such runs call the steps directly.
+IN_PROCESS_BELOW = PARALLEL_FROM
 
 
 @dataclass(frozen=True)
@@ -617,7 +619,9 @@ def protect_batch(topic: str, records: list[Any], policy: FieldPolicy, pseudonym
     return out
 
 
-def _dead_letters(topic: str, rejected: list[tuple[Any, str]], policy: FieldPolicy, pseudonymizer: Pseudonymizer) -> pa.Table:
+def _dead_letters(
+    topic: str, rejected: list[tuple[Any, str]], policy: FieldPolicy, pseudonymizer: Pseudonymizer
+) -> pa.Table:
     from transforms.pseudonyms import Purpose
 
     rows = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seaport.options import add_kafka_options, positive_int
+from seaport.options import add_kafka_options, positive_float, positive_int
 from seaport.progress import Progress
 
 if TYPE_CHECKING:
@@ -43,13 +44,21 @@ INCREMENT_USERS = 400
 # Every generated day stays open: a bench of many days in one run measures throughput, and its
 # increment then lands on top of everything stored.
 BENCH_LATE_DAYS = 36_500
+BENCH_RETENTION_DAYS = 100_000
+BENCH_KEY = b"seaport-bench-key-not-secret-32b!"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Time seaport ingest against the Kafka client's own read rate, on realistic traffic."
     add_kafka_options(parser)
     parser.add_argument(
-        "--events", type=positive_int, default=1_000_000, help="messages to generate, about (default: %(default)s)"
+        "--events",
+        type=positive_int,
+        nargs="+",
+        default=[1_000_000],
+        metavar="N",
+        help="messages to generate, about; several sizes (e.g. 1000000 3000000 10000000) give the "
+        "cost curve: each size is ingested into a fresh warehouse (default: 1000000)",
     )
     parser.add_argument(
         "--users", type=positive_int, default=20_000, help="visitors per simulated day (default: %(default)s)"
@@ -59,6 +68,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runner", default="FnApiRunner", help="Beam runner for the ingest part (default: %(default)s)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench warehouse (its path is printed)")
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="then run `seaport ingest --streaming` on top of the largest warehouse while producing at "
+        "--rate for --seconds, and print the time from produce to queryable (p50/p95/max)",
+    )
+    parser.add_argument(
+        "--rate", type=positive_int, default=20_000, help="--streaming: messages/s to produce (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seconds", type=positive_int, default=600, help="--streaming: how long to produce (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=positive_float,
+        default=0.5,
+        help="--streaming: the ingest's pause between runs (default: %(default)s)",
+    )
     parser.set_defaults(accepts_extra=True)
 
 
@@ -131,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             code = _bench(args, client, prefixes, root)
         print(f"peak memory (RSS)     {memory.peak_mib:>12,.0f} MiB   (this process and every process it started)")
         if args.keep:
-            print(f"warehouse             {root / 'warehouse'}")
+            print(f"warehouses            {root}   (one per size: warehouse-N)")
         return code
     finally:  # also on failure and Ctrl-C
         client.close()
@@ -145,26 +172,51 @@ def _progress(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def _produce_days(
-    client: KafkaClient, prefix: str, messages: int, users: int, seed: int, first: date
-) -> tuple[int, date]:
-    """Simulated days into the topics under `prefix` until about `messages` are sent; returns the
-    count and the day after the last."""
+def _simulate_day(users: int, seed: int, day: date) -> dict[str, list[bytes]]:
     from seaport.devtools.simulate import simulate
+
+    return simulate(users, 1, seed, day, malformed_rate=0.001, duplicate_rate=0.02).by_topic()
+
+
+class _Days:
+    """Simulated days, one after another, made by one process per core ahead of the producer."""
+
+    def __init__(self, users: int, seed: int, first: date) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.users, self.seed, self.first, self.day = users, seed, first, first
+        workers = os.cpu_count() or 1
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self.ahead = [self._submit() for _ in range(workers)]
+
+    def _submit(self) -> Any:
+        future = self.pool.submit(_simulate_day, self.users, self.seed + (self.day - self.first).days, self.day)
+        self.day += timedelta(days=1)
+        return future
+
+    def next(self) -> dict[str, list[bytes]]:
+        future = self.ahead.pop(0)
+        self.ahead.append(self._submit())
+        return future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _produce(client: KafkaClient, prefix: str, days: _Days, messages: int, label: str) -> int:
+    """Simulated days into the topics under `prefix` until about `messages` more are sent."""
     from seaport.kafka.topics import message_key, topic_name
 
-    sent, day = 0, first
-    users = max(1, min(users, messages // MESSAGES_PER_VISITOR_DAY))
-    with Progress("[bench] producing simulated days", total=messages) as bar:
+    sent = 0
+    with Progress(f"[bench] {label}", total=messages) as bar:
         while sent < messages:
-            traffic = simulate(users, 1, seed + (day - first).days, day, malformed_rate=0.001, duplicate_rate=0.02)
-            for topic, values in traffic.by_topic().items():
+            for topic, values in days.next().items():
                 if values:
                     n = client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
                     sent += n
                     bar.update(n)
-            day += timedelta(days=1)
-    return sent, day
+    return sent
 
 
 def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, prefix: str, verbose: bool) -> Any:
@@ -183,10 +235,10 @@ def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, 
             kafka_client=args.kafka_client,
             runner=args.runner,
             beam_args=tuple(args.extra),
-            retention_days=100_000,
+            retention_days=BENCH_RETENTION_DAYS,
             verbose=verbose,
         )
-        pseudonymizer = Pseudonymizer.from_key_bytes(b"seaport-bench-key-not-secret-32b!")
+        pseudonymizer = Pseudonymizer.from_key_bytes(BENCH_KEY)
         summary = ingest_once(client, warehouse, FieldPolicy.load(), pseudonymizer, params)
         summary.timings["end to end"] = time.perf_counter() - started
         return summary
@@ -194,45 +246,85 @@ def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, 
         warehouse.close()
 
 
-def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], root: Path) -> int:
-    from seaport.kafka.topics import create_topics, topic_name
+def _raw_consume(client: KafkaClient, prefix: str, total: int) -> tuple[int, float]:
+    """Every message of the input topics under `prefix`, read by the Kafka client alone."""
+    from seaport.kafka.topics import topic_name
 
-    main, increment = prefixes
-    for prefix in prefixes:
-        create_topics(args.bootstrap, prefix)
-    first_day = date.today() - timedelta(days=max(2, args.events // (args.users * MESSAGES_PER_VISITOR_DAY) + 2))
-    _progress(f"producing about {args.events:,} messages of realistic traffic from {first_day}")
-    t0 = time.perf_counter()
-    produced, next_day = _produce_days(client, main, args.events, args.users, args.seed, first_day)
-    produce_s = time.perf_counter() - t0
-
-    _progress("raw consume (client alone, every input topic)")
-    t0 = time.perf_counter()
-    consumed = 0
-    with Progress("[bench] raw consume", total=produced) as bar:
+    started, consumed = time.perf_counter(), 0
+    with Progress("[bench] raw consume", total=total) as bar:
         for topic in INPUT_TOPICS:
-            name = topic_name(topic, main)
+            name = topic_name(topic, prefix)
             for partition, end in client.end_offsets(name).items():
                 for batch in client.read_range(name, partition, 0, end, 5000):
                     consumed += len(batch)
                     bar.update(len(batch))
-    consume_s = time.perf_counter() - t0
+    return consumed, time.perf_counter() - started
 
-    _progress("ingest end to end (Beam, fresh warehouse)")
-    summary = _ingest(client, args, root / "warehouse", main, verbose=True)
-    ingest_s = summary.timings.pop("end to end")
 
-    # the same increment, alone and on top of everything stored (its own topics, read by both)
-    _progress("an increment: a later day of a few hundred visitors, into an empty warehouse and on top")
-    _produce_days(
-        client, increment, INCREMENT_USERS * MESSAGES_PER_VISITOR_DAY, INCREMENT_USERS, args.seed + 10_000, next_day
-    )
+def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], root: Path) -> int:
+    """Per size (ascending, on one growing topic set): produce up to it, raw consume, ingest into
+    a fresh warehouse, then the increment on top of that warehouse."""
+    from seaport.kafka.topics import create_topics
+
+    main, increment = prefixes
+    for prefix in prefixes:
+        create_topics(args.bootstrap, prefix)
+    sizes = sorted(set(args.events))
+    users = max(1, min(args.users, sizes[0] // MESSAGES_PER_VISITOR_DAY))
+    first_day = date.today() - timedelta(days=sizes[-1] // (users * MESSAGES_PER_VISITOR_DAY) + 3)
+    # the increment: a day of a few hundred visitors after every generated day
+    later = _Days(INCREMENT_USERS, args.seed + 10_000, date.today() - timedelta(days=1))
+    try:
+        _produce(client, increment, later, INCREMENT_USERS * MESSAGES_PER_VISITOR_DAY, "producing the increment")
+    finally:
+        later.close()
     alone = _ingest(client, args, root / "increment-alone", increment, verbose=False)
-    on_top = _increment_on_top(client, args, root / "warehouse", main, increment)
+    _report_increment(alone, "into an empty warehouse")
 
+    days = _Days(users, args.seed, first_day)
+    produced, rows, warehouse = 0, [], root / "warehouse-0"
+    try:
+        for size in sizes:
+            _progress(f"producing about {size:,} messages of realistic traffic from {first_day}")
+            started = time.perf_counter()
+            produced += _produce(client, main, days, size - produced, "producing simulated days")
+            produce_s = time.perf_counter() - started
+            _progress("raw consume (client alone, every input topic)")
+            consumed, consume_s = _raw_consume(client, main, produced)
+            _progress("ingest end to end (Beam, fresh warehouse)")
+            if not args.keep:
+                shutil.rmtree(warehouse, ignore_errors=True)  # the smaller size's: done with it
+            warehouse = root / f"warehouse-{size}"
+            summary = _ingest(client, args, warehouse, main, verbose=True)
+            _progress("the increment on top of it")
+            on_top = _increment_on_top(client, args, warehouse, main, increment)
+            produced += on_top.messages  # the increment is now part of the main topics too
+            rows.append(_report_size(args, consumed, consume_s, produce_s, summary, on_top))
+    finally:
+        days.close()
+    if len(rows) > 1:
+        _report_curve(rows)
+    if args.streaming:
+        from seaport.devtools.bench_streaming import measure_freshness
+
+        measure_freshness(args, client, warehouse, main, root)
+    return 0
+
+
+def _report_increment(inc: Any, label: str) -> None:
+    phases = ", ".join(f"{p} {s:.2f} s" for p, s in inc.timings.items())
+    print(f"increment of {inc.messages:,} {label}: {phases}", flush=True)
+
+
+def _report_size(
+    args: argparse.Namespace, consumed: int, consume_s: float, produce_s: float, summary: Any, on_top: Any
+) -> dict[str, Any]:
+    ingest_s = summary.timings.pop("end to end")
+    summary.timings = {re.sub(r" [\d,]+ messages", "", p): t for p, t in summary.timings.items()}
     raw_rate = consumed / consume_s if consume_s else 0.0
     ingest_rate = summary.messages / ingest_s if ingest_s else 0.0
-    print(f"messages              {produced:>12,}   (realistic traffic, produced in {produce_s:.1f} s)")
+    print(f"== {consumed:,} messages (realistic traffic)", flush=True)
+    print(f"produced in           {produce_s:>12.1f} s   (what this size added)")
     print(f"kafka client          {args.kafka_client:>12}")
     print(f"raw consume           {raw_rate:>12,.0f} msg/s   ({consumed:,} in {consume_s:.1f} s)")
     print(
@@ -244,10 +336,18 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
         "phases                "
         + "   ".join(_phase(p, s, summary.messages, ingest_s) for p, s in summary.timings.items())
     )
-    for label, inc in (("into an empty warehouse", alone), (f"on top of {summary.messages:,} messages", on_top)):
-        phases = ", ".join(f"{p} {s:.2f} s" for p, s in inc.timings.items())
-        print(f"increment of {inc.messages:,} {label}: {phases}")
-    return 0
+    _report_increment(on_top, f"on top of {summary.messages:,} messages")
+    return {"messages": summary.messages, "end to end": ingest_s, **summary.timings}
+
+
+def _report_curve(rows: list[dict[str, Any]]) -> None:
+    """The cost curve: per stage, seconds per million messages at each size (flat = linear)."""
+    print("== cost curve: seconds per million messages (the same at every size = linear cost)")
+    stages = [k for k in rows[-1] if k != "messages"]
+    print("messages      " + "".join(f"{s.split(' (')[0][:24]:>26}" for s in stages))
+    for row in rows:
+        cells = "".join(f"{row.get(s, 0.0) / row['messages'] * 1e6:>26.1f}" for s in stages)
+        print(f"{row['messages']:>12,}  {cells}")
 
 
 def _phase(name: str, seconds: float, messages: int, total_s: float) -> str:
