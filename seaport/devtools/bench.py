@@ -178,6 +178,13 @@ def _simulate_day(users: int, seed: int, day: date) -> dict[str, list[bytes]]:
     return simulate(users, 1, seed, day, malformed_rate=0.001, duplicate_rate=0.02).by_topic()
 
 
+def _ignore_sigint() -> None:
+    """A generating process leaves Ctrl-C to the bench, which stops it (no trace of its own)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Days:
     """Simulated days, one after another, made by one process per core ahead of the producer."""
 
@@ -187,7 +194,9 @@ class _Days:
 
         self.users, self.seed, self.first, self.day = users, seed, first, first
         workers = os.cpu_count() or 1
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+        )
         self.ahead = [self._submit() for _ in range(workers)]
 
     def _submit(self) -> Any:
@@ -272,7 +281,7 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     sizes = sorted(set(args.events))
     users = max(1, min(args.users, sizes[0] // MESSAGES_PER_VISITOR_DAY))
     first_day = date.today() - timedelta(days=sizes[-1] // (users * MESSAGES_PER_VISITOR_DAY) + 3)
-    # the increment: a day of a few hundred visitors after every generated day
+    _progress(f"producing the increment: a day of {INCREMENT_USERS} visitors after every generated day")
     later = _Days(INCREMENT_USERS, args.seed + 10_000, date.today() - timedelta(days=1))
     try:
         _produce(client, increment, later, INCREMENT_USERS * MESSAGES_PER_VISITOR_DAY, "producing the increment")
