@@ -34,10 +34,12 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
         if warehouse is not None:
             warehouse.close()
         client.close()
+        shutdown_local_workers()
 
 
 def _open_waiting(open_warehouse: Any, seconds: float) -> Warehouse:
@@ -299,7 +302,13 @@ def ingest_once(
     clock = _Clock(summary.timings, params.verbose)
     if pending:
         messages = sum(r.end - r.start for r in pending)
-        how = f"Beam, {params.runner}" if uses_beam(params, messages) else "in-process"
+        how = (
+            f"Beam, {params.runner}"
+            if uses_beam(params, messages)
+            else "in-process, local worker processes"
+            if _pooled(params, messages)
+            else "in-process"
+        )
         clock.start(f"reading and protecting {messages:,} messages ({how})")
         counts = run_pipeline(pending, staging, policy, pseudonymizer, params)
         summary.messages = counts.pop("messages", 0)
@@ -375,17 +384,12 @@ def run_pipeline(
     messages = sum(r.end - r.start for r in ranges)
     bar = Progress("reading and protecting", total=messages)
     if not uses_beam(params, messages):
-        reader = ReadOffsetRange(params.kafka_client, params.bootstrap, params.max_batch)
-        reader.setup()
         total: Counter[str] = Counter()
         try:
-            for piece in (p for r in ranges for p in split_range(r, SPLIT_OFFSETS)):
-                for element in reader.process(piece):
-                    counts_of_batch = stage_batch(*element, policy, pseudonymizer, staging)[0]
-                    total.update(counts_of_batch)
-                    bar.update(counts_of_batch.get("messages", 0))
+            for counts_of_piece in _run_in_process(ranges, staging, policy, pseudonymizer, params, messages):
+                total.update(counts_of_piece)
+                bar.update(counts_of_piece.get("messages", 0))
         finally:
-            reader.teardown()
             bar.close()
         return dict(total)
     beam_args = [*local_parallelism(params.runner, params.beam_args, messages), *params.beam_args]
@@ -415,6 +419,98 @@ def run_pipeline(
     bar.update(counts.get("messages", 0))
     bar.close()
     return counts
+
+
+def _run_in_process(
+    ranges: list[OffsetRange],
+    staging: Path,
+    policy: FieldPolicy,
+    pseudonymizer: Pseudonymizer,
+    params: RunParams,
+    messages: int,
+) -> Iterator[Counter[str]]:
+    """The steps called directly, without Beam: a run of one batch in this process, a larger one
+    in pieces over the local worker processes (one per core, started once and kept for the life
+    of the process: a streaming poll does not start them again)."""
+    if not _pooled(params, messages):
+        reader = ReadOffsetRange(params.kafka_client, params.bootstrap, params.max_batch)
+        reader.setup()
+        try:
+            for piece in (p for r in ranges for p in split_range(r, SPLIT_OFFSETS)):
+                for element in reader.process(piece):
+                    yield stage_batch(*element, policy, pseudonymizer, staging)[0]
+        finally:
+            reader.teardown()
+        return
+    cores = os.cpu_count() or 1
+    size = max(params.max_batch, min(SPLIT_OFFSETS, -(-messages // (2 * cores))))
+    pool = _local_workers(cores, (params.kafka_client, params.bootstrap, params.max_batch, policy, pseudonymizer))
+    pieces = [p for r in ranges for p in split_range(r, size)]
+    for done in as_completed([pool.submit(_stage_piece, piece, str(staging)) for piece in pieces]):
+        yield done.result()
+
+
+def _pooled(params: RunParams, messages: int) -> bool:
+    """Whether an in-process run uses the local worker processes: from two batches, on two cores."""
+    return messages >= 2 * params.max_batch and (os.cpu_count() or 1) > 1
+
+
+_pool: tuple[Any, Any] | None = None  # (the worker setup it was made for, the pool)
+
+
+def _local_workers(cores: int, setup: tuple[Any, ...]) -> Any:
+    """The process's pool of local worker processes for `setup` (made anew when it changes)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _pool
+    if _pool is not None and _pool[0] == setup:
+        return _pool[1]
+    shutdown_local_workers()
+    context = multiprocessing.get_context("spawn")  # not fork: this process runs Kafka and DuckDB threads
+    workers = ProcessPoolExecutor(cores, mp_context=context, initializer=_worker_setup, initargs=(os.getpid(), *setup))
+    _pool = (setup, workers)
+    return _pool[1]
+
+
+def shutdown_local_workers() -> None:
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(cancel_futures=True)
+        _pool = None
+
+
+_worker: tuple[ReadOffsetRange, FieldPolicy, Pseudonymizer] | None = None
+
+
+def _worker_setup(
+    parent: int, kafka_client: str, bootstrap: str, max_batch: int, policy: FieldPolicy, pseudonymizer: Pseudonymizer
+) -> None:
+    """In a local worker process: its Kafka reader and the run's policy and keys. Ctrl-C is for
+    the ingest, which stops after the run in progress; an ingest that dies (SIGKILL) takes its
+    workers with it."""
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    reader = ReadOffsetRange(kafka_client, bootstrap, max_batch)
+    reader.setup()
+    _worker = (reader, policy, pseudonymizer)
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _stage_piece(piece: OffsetRange, staging: str) -> Counter[str]:
+    """In a local worker process: read one piece of a partition and stage it, batch by batch."""
+    assert _worker is not None
+    reader, policy, pseudonymizer = _worker
+    total: Counter[str] = Counter()
+    for element in reader.process(piece):
+        total.update(stage_batch(*element, policy, pseudonymizer, Path(staging))[0])
+    return total
 
 
 def uses_beam(params: RunParams, messages: int) -> bool:

@@ -3,6 +3,7 @@ bad input routed and counted, and restart safety under SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from seaport.kafka.clients import make_client
@@ -92,9 +94,12 @@ def test_every_cell_matches_the_independent_model(kafka_bootstrap, topic_prefix,
     produce(kafka_bootstrap, topic_prefix, ds.messages)
     for k in (1, 3):
         warehouse = tmp_path / f"wh-k{k}"
-        # kafka-python's run goes through Beam even at this size (confluent's calls the steps directly)
-        beam = ["--in-process-below", "0"] if client == "kafka-python" else []
-        out = ingest(kafka_bootstrap, topic_prefix, warehouse, key_file, "--k", str(k), "--kafka-client", client, *beam)
+        # kafka-python's runs go through Beam even at this size; confluent's call the steps directly,
+        # in this process (k = 1) or, in batches of 50, over the local worker processes (k = 3)
+        mode = {"kafka-python": ["--in-process-below", "0"], "confluent": ["--max-batch", "50"] if k == 3 else []}
+        out = ingest(
+            kafka_bootstrap, topic_prefix, warehouse, key_file, "--k", str(k), "--kafka-client", client, *mode[client]
+        )
         assert "messages read" in out
         expected = {t: rounded(rows) for t, rows in expected_tables(ds, k=k).items()}
         actual = read_tables(warehouse)
@@ -185,18 +190,23 @@ def test_sigkill_at_random_points_changes_nothing(kafka_bootstrap, topic_prefix,
     env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key_file), "TMPDIR": str(tmp_path)}
 
     def kill_and_restart(kills: int) -> None:
-        for i in range(kills):  # every other run through Beam, the others calling its steps directly
-            beam = ["--in-process-below", "0"] if i % 2 else []
+        for i in range(kills):  # in turn through Beam, calling its steps directly, over local workers
+            mode = [[], ["--in-process-below", "0"], ["--max-batch", "50"]][i % 3]
             proc = subprocess.Popen(
-                ingest_command(kafka_bootstrap, topic_prefix, crashed, "--k", "1", *beam),
+                ingest_command(kafka_bootstrap, topic_prefix, crashed, "--k", "1", *mode),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(rng.uniform(0.5, 7.0))
+            workers = children(proc.pid)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
             proc.wait()
+            deadline = time.monotonic() + 60  # a worker still starting exits once it has started
+            while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not any(Path(f"/proc/{w}").exists() for w in workers), "a local worker outlived its ingest"
         ingest(kafka_bootstrap, topic_prefix, crashed, key_file, "--k", "1")
 
     produce(kafka_bootstrap, topic_prefix, ds.messages)
@@ -211,6 +221,15 @@ def test_sigkill_at_random_points_changes_nothing(kafka_bootstrap, topic_prefix,
     assert bookkeeping(crashed) == bookkeeping(reference)
     assert security_event_ids(crashed) == security_event_ids(reference)
     assert len(security_event_ids(reference)) > 300
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of `pid`, as Linux lists them per thread (none once it has ended)."""
+    found: set[int] = set()
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found |= {int(c) for c in listing.read_text().split()}
+    return found
 
 
 def security_event_ids(warehouse: Path) -> set[str]:
@@ -311,9 +330,8 @@ def test_a_mistyped_topic_prefix_shows(kafka_bootstrap, tmp_path, key_file):
 
 
 def test_the_beam_graph_on_testpipeline(kafka_bootstrap, tmp_path: Path):
-    """The ingest graph's composite transforms on Beam's TestPipeline: `ReadRanges` reads every
-    offset of the ranges exactly once (the ranges split in pieces smaller than themselves), and
-    `ValidateAndProtect` stages every message, as a protected row or as a dead letter."""
+    """The ingest graph on Beam's TestPipeline stages what its steps called directly stage, and
+    reads every offset of the ranges exactly once (split in pieces smaller than themselves)."""
     import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
@@ -352,15 +370,23 @@ def test_the_beam_graph_on_testpipeline(kafka_bootstrap, tmp_path: Path):
     finally:
         reader.teardown()
     assert direct["deadletter"] == bad and direct["security"] == len(beacons) - bad
-    original, graph.SPLIT_OFFSETS = graph.SPLIT_OFFSETS, piece
-    try:
-        with TestPipeline(runner="FnApiRunner") as p:
-            batches = p | beam.Create(ranges) | "ReadKafka" >> graph.ReadRanges("confluent", kafka_bootstrap, 7)
-            offsets = batches | beam.FlatMap(lambda e: [(e[0].partition, r.offset) for r in e[1]])
-            wanted = [(r.partition, o) for r in ranges for o in range(r.start, r.end)]
-            assert_that(offsets, equal_to(wanted), label="every offset once")
-            protect = graph.ValidateAndProtect(policy, pseudonymizer, str(tmp_path / "beam"))
-            staged = batches | "ValidateAndProtect" >> beam.ParDo(protect) | beam.CombinePerKey(sum)
-            assert_that(staged, equal_to(sorted(direct.items())), label="every message staged")
-    finally:
-        graph.SPLIT_OFFSETS = original
+    with TestPipeline(runner="FnApiRunner") as p:
+        read_and_protect = graph.ReadAndProtect(
+            graph.ReadOffsetRange("confluent", kafka_bootstrap, 7),
+            graph.ValidateAndProtect(policy, pseudonymizer, str(tmp_path / "beam")),
+        )
+        staged = (
+            p
+            | beam.Create(ranges)
+            | beam.FlatMap(graph.split_range, piece)
+            | beam.Reshuffle()
+            | beam.ParDo(read_and_protect)
+            | beam.CombinePerKey(sum)
+        )
+        assert_that(staged, equal_to(sorted(direct.items())), label="every message staged")
+    # every offset read once: each is one staged row, protected or a dead letter
+    security = pq.read_table(tmp_path / "beam" / "security", columns=["_partition", "_offset"]).to_pylist()
+    letters = pq.read_table(tmp_path / "beam" / "deadletter").to_pylist()
+    offsets = [(r["_partition"], r["_offset"]) for r in security]
+    offsets += [(r["source_partition"], r["source_offset"]) for r in letters]
+    assert sorted(offsets) == [(r.partition, o) for r in ranges for o in range(r.start, r.end)]
