@@ -161,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"warehouses            {root}   (one per size: warehouse-N)")
         return code
     finally:  # also on failure and Ctrl-C
+        from pipelines.ingest import shutdown_local_workers
+
+        shutdown_local_workers()
         client.close()
         for prefix in prefixes:
             delete_topics(args.bootstrap, prefix)
@@ -190,27 +193,26 @@ class _Days:
 
     def __init__(self, users: int, seed: int, first: date) -> None:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         self.users, self.seed, self.first, self.day = users, seed, first, first
         workers = os.cpu_count() or 1
-        self.pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
-        )
+        self.pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
         self.ahead = [self._submit() for _ in range(workers)]
 
     def _submit(self) -> Any:
-        future = self.pool.submit(_simulate_day, self.users, self.seed + (self.day - self.first).days, self.day)
+        day = self.pool.apply_async(_simulate_day, (self.users, self.seed + (self.day - self.first).days, self.day))
         self.day += timedelta(days=1)
-        return future
+        return day
 
     def next(self) -> dict[str, list[bytes]]:
-        future = self.ahead.pop(0)
+        day = self.ahead.pop(0)
         self.ahead.append(self._submit())
-        return future.result()
+        return day.get()  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Ends the generating processes at once (days made ahead are not needed)."""
+        self.pool.terminate()
+        self.pool.join()
 
 
 def _produce(client: KafkaClient, prefix: str, days: _Days, messages: int, label: str) -> int:
