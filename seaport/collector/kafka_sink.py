@@ -50,7 +50,7 @@ class DeliverySink:
         self._config["error_cb"] = self._on_error
         self._producer = Producer(self._config)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._busy = False  # the next poll is POLL_BUSY_S away
         self.in_flight = 0  # messages produced, not yet reported
         self.brokers_down = False
