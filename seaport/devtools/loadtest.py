@@ -39,7 +39,7 @@ from pathlib import Path
 
 from seaport.devtools.broker import free_port
 from seaport.errors import SeaportError
-from seaport.options import positive_int
+from seaport.options import number_type, positive_int
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BATCH_EVENTS = 20
@@ -401,7 +401,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rate",
-        type=int,
+        type=number_type(int, lambda n: n >= 0, "a whole number of requests per second, 0 or more"),
         default=5000,
         help="pixel requests per second of the fixed-rate run; 0 skips it (default: %(default)s)",
     )

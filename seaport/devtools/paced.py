@@ -27,7 +27,7 @@ import uuid
 from collections import deque
 from urllib.parse import urlsplit
 
-from seaport.options import positive_int
+from seaport.options import positive_float, positive_int
 
 TICK_S = 0.001  # the scheduler sleeps at least this long (event-loop timers have 1 ms resolution)
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="the collector, e.g. http://127.0.0.1:8080")
     parser.add_argument("--rate", type=positive_int, required=True, help="pixel requests per second")
-    parser.add_argument("--duration", type=float, required=True, help="seconds of sending")
+    parser.add_argument("--duration", type=positive_float, required=True, help="seconds of sending")
     parser.add_argument("--connections", type=positive_int, default=64, help="keep-alive connections")
     parser.add_argument("--visitors", type=positive_int, default=500, help="distinct anonymous ids")
     args = parser.parse_args(argv)
