@@ -22,7 +22,6 @@ import math
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -341,7 +340,7 @@ def make_app(
         sink.start(asyncio.get_running_loop())
 
     async def close_sink(app: web.Application) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, sink.close)
+        await sink.close()
 
     app.on_startup.append(start_sink)
     app.on_cleanup.append(close_sink)
@@ -467,9 +466,6 @@ def _check_port_free(host: str, port: int) -> None:
 
 async def serve(args: argparse.Namespace, limits: Limits, reuse_port: bool = False) -> None:
     """Run one collector process until SIGINT/SIGTERM, then deliver what is buffered."""
-    # The delivery thread needs the GIL briefly per poll; the default 5 ms switch interval would
-    # add up to 5 ms to every answer while the event loop is busy.
-    sys.setswitchinterval(float(os.environ.get("SEAPORT_SWITCH_INTERVAL", "0.0005")))
     app = make_app(args.bootstrap, limits, args.topic_prefix, args.delivery_timeout_ms)
     access_log = None if args.no_access_log else log
     runner = web.AppRunner(app, access_log=access_log, access_log_class=RouteOnlyAccessLogger, handle_signals=False)

@@ -1,15 +1,22 @@
-"""Load test of the collector with `wrk` on loopback: requests/s, p50/p99, and events on the topic.
+"""Load test of the collector on loopback: requests/s, p50/p99, and events on the topic.
 
-    seaport loadtest --bootstrap 127.0.0.1:9092 --duration 30
+    seaport loadtest --bootstrap 127.0.0.1:9092 --duration 30 --rate 5000
 
 Starts its own collector (`--workers`, no rate limit, no access log) on a free port, writing to
-fresh topics under a unique prefix on the given broker, then runs `wrk` twice: pixel GETs, and
-POST /collect batches of 20 events. A Lua script counts the answers that carry events (2xx GIFs
-and `{"accepted": …}`), and the topic's end offsets give the events Kafka holds, so the report
-compares the two. With `--requests N` each wrk thread sends N event requests, then only
-`/metrics` until the time is up: every event request has its answer, and the counts must be
-equal (the test does that); without it, requests still in flight when wrk stops may reach Kafka
-uncounted (at most one per connection). Needs Debian's `wrk` (`apt-get install -y wrk`).
+fresh topics under a unique prefix on the given broker, then runs `wrk` twice at saturation
+(closed loop: each connection sends its next request when the answer came): pixel GETs, and
+POST /collect batches of 20 events. Then, with `--rate`, pixel GETs at that fixed rate
+(open loop, `seaport.devtools.paced` in its own process): the latency a visitor sees at that
+rate, not the queue that saturation builds. Every pixel is a page view of its own (a unique
+`event_id`) from one of `--visitors` anonymous ids.
+
+A Lua script counts the answers that carry events (2xx GIFs and `{"accepted": …}`), and the
+topic's end offsets give the events Kafka holds, so the report compares the two. With
+`--requests N` each wrk thread sends N event requests, then only `/metrics` until the time is
+up: every event request has its answer, and the counts must be equal (the test does that);
+without it, requests still in flight when wrk stops may reach Kafka uncounted (at most one per
+connection). The fixed-rate run waits for every answer, so there the counts are always equal.
+Needs Debian's `wrk` (`apt-get install -y wrk`).
 """
 
 from __future__ import annotations
@@ -32,21 +39,30 @@ from pathlib import Path
 
 from seaport.devtools.broker import free_port
 from seaport.errors import SeaportError
-from seaport.options import positive_int
+from seaport.options import number_type, positive_int
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 BATCH_EVENTS = 20
-PIXEL_QUERY = "/p.gif?event=page_view&anonymous_id=c-load0001&session_id=s-load&page=%2Fproducts%2Fhealth"
+# Lua's string.format: run, thread, request number; run and visitor for the anonymous id and session
+PIXEL_FORMAT = (
+    "/p.gif?event=page_view&event_id=%s-%d-%09d&anonymous_id=c-%s-%05d&session_id=s-%s-%05d&page=%%2Fproducts%%2Fhealth"
+)
 
 # Counts answers that carry events; after `limit` event requests per thread, asks for /metrics only.
 WRK_SCRIPT = """
 counted = 0  -- a global: done() reads it from each thread
 local sent = 0
 local limit = tonumber(os.getenv("SEAPORT_LOAD_REQUESTS") or "0")
+local visitors = tonumber(os.getenv("SEAPORT_LOAD_VISITORS") or "500")
+local run = os.getenv("SEAPORT_LOAD_RUN") or "run"
 local event_request, idle_request
+local path_format = %(path_format)s  -- pixels: a unique event id and one of `visitors` anonymous ids
 local threads = {}
 
-function setup(thread) table.insert(threads, thread) end
+function setup(thread)
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
+end
 
 function init(args)
   -- built here, not at load: wrk adds the Host header to wrk.headers only by now
@@ -57,6 +73,10 @@ end
 function request()
   sent = sent + 1
   if limit > 0 and sent > limit then return idle_request end
+  if path_format then
+    local visitor = sent %% visitors
+    return wrk.format("GET", string.format(path_format, run, thread_id, sent, run, visitor, run, visitor))
+  end
   return event_request
 end
 
@@ -95,7 +115,13 @@ def _lua(literal: str | None) -> str:
 def wrk_script(kind: str) -> str:
     """The Lua script for `pixel` or `batch` runs."""
     if kind == "pixel":
-        return WRK_SCRIPT % {"method": '"GET"', "path": _lua(PIXEL_QUERY), "headers": "nil", "body": "nil"}
+        return WRK_SCRIPT % {
+            "method": '"GET"',
+            "path": '"/p.gif"',
+            "headers": "nil",
+            "body": "nil",
+            "path_format": _lua(PIXEL_FORMAT),
+        }
     events = [
         {"event": "page_view", "anonymous_id": f"c-load{i:04d}", "session_id": "s-load", "page": "/policy/query"}
         for i in range(BATCH_EVENTS)
@@ -105,6 +131,7 @@ def wrk_script(kind: str) -> str:
         "path": '"/collect"',
         "headers": '{["Content-Type"] = "application/json"}',
         "body": _lua(json.dumps(events)),
+        "path_format": "nil",
     }
 
 
@@ -136,7 +163,13 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(
-    base_url: str, kind: str, duration_s: int, connections: int, threads: int = 1, requests_per_thread: int = 0
+    base_url: str,
+    kind: str,
+    duration_s: int,
+    connections: int,
+    threads: int = 1,
+    requests_per_thread: int = 0,
+    visitors: int = 500,
 ) -> WrkResult:
     """One bounded wrk run against the collector (`kind` is `pixel` or `batch`)."""
     if shutil.which("wrk") is None:
@@ -144,7 +177,12 @@ def run_wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(wrk_script(kind))
     try:
-        env = {**os.environ, "SEAPORT_LOAD_REQUESTS": str(requests_per_thread)}
+        env = {
+            **os.environ,
+            "SEAPORT_LOAD_REQUESTS": str(requests_per_thread),
+            "SEAPORT_LOAD_VISITORS": str(visitors),
+            "SEAPORT_LOAD_RUN": uuid.uuid4().hex[:8],
+        }
         command = [
             "wrk",
             f"-t{threads}",
@@ -241,59 +279,164 @@ def settled_topic_events(bootstrap: str, topic: str, wait_s: float = 2.0) -> int
         count = again
 
 
+def run_paced(base_url: str, rate: int, duration_s: int, connections: int, visitors: int) -> dict:
+    """One fixed-rate pixel run (`seaport.devtools.paced`) in its own process; its JSON summary."""
+    command = [
+        sys.executable,
+        "-m",
+        "seaport.devtools.paced",
+        "--url",
+        base_url,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration_s),
+        "--connections",
+        str(connections),
+        "--visitors",
+        str(visitors),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
+        timeout=duration_s + 60,
+    )
+    if done.returncode != 0:
+        raise SeaportError(f"the fixed-rate client failed with exit code {done.returncode}")
+    return json.loads(done.stdout)
+
+
 def load_test(
-    bootstrap: str, duration_s: int, connections: int, workers: int, requests_per_thread: int = 0
-) -> dict[str, tuple[WrkResult, int]]:
-    """Both runs; per kind: (wrk figures, events that reached the topic during that run)."""
+    bootstrap: str,
+    duration_s: int,
+    connections: int,
+    workers: int,
+    requests_per_thread: int = 0,
+    rate: int = 0,
+    visitors: int = 500,
+    kinds: tuple[str, ...] = ("pixel", "batch"),
+    rate_connections: int = 64,
+    prefix: str | None = None,
+) -> dict[str, tuple[WrkResult | dict, int]]:
+    """The wrk runs of `kinds`, then the fixed-rate run when `rate` > 0; per run: (its figures, events
+    that reached the topic during it). A fixed-rate run's figures are `seaport.devtools.paced`'s dict.
+    The topics are made under `prefix` (default: a fresh one)."""
     from seaport.kafka.topics import create_topics, topic_name
 
-    prefix = f"load{uuid.uuid4().hex[:8]}."
+    prefix = prefix or f"load{uuid.uuid4().hex[:8]}."
     create_topics(bootstrap, prefix)
     beacons = topic_name("beacons.raw", prefix)
-    results: dict[str, tuple[WrkResult, int]] = {}
+    results: dict[str, tuple[WrkResult | dict, int]] = {}
     options = ("--rate-limit", "0", "--no-access-log", "--workers", str(workers))
     with running_collector(bootstrap, prefix, *options) as base_url:
-        for kind in ("pixel", "batch"):
+        for kind in kinds:
             before = topic_events(bootstrap, beacons)
-            result = run_wrk(base_url, kind, duration_s, connections, requests_per_thread=requests_per_thread)
+            result = run_wrk(
+                base_url, kind, duration_s, connections, requests_per_thread=requests_per_thread, visitors=visitors
+            )
             results[kind] = (result, settled_topic_events(bootstrap, beacons) - before)
+        if rate:
+            before = topic_events(bootstrap, beacons)
+            paced = run_paced(base_url, rate, duration_s, rate_connections, visitors)
+            results["paced"] = (paced, settled_topic_events(bootstrap, beacons) - before)
     return results
 
 
-def report(results: dict[str, tuple[WrkResult, int]]) -> str:
+def report(results: dict[str, tuple[WrkResult | dict, int]]) -> str:
     lines = [
-        f"{'run':<22}{'requests/s':>11}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'run':<28}{'requests/s':>11}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'2xx event answers':>19}{'events on topic':>17}{'errors':>8}"
     ]
+    paced = None
     for kind, (r, on_topic) in results.items():
+        if isinstance(r, dict):
+            paced = r
+            label = f"pixel GET at {r['rate']}/s"
+            errors = r["answered"] - r["gifs_2xx"] + r["failed"] + r["sent"] - r["answered"]
+            lines.append(
+                f"{label:<28}{r['sent_per_s']:>11.0f}{r['gifs_2xx'] / r['duration_s']:>10.0f}{r['p50_ms']:>8.2f}"
+                f"{r['p99_ms']:>8.2f}{r['gifs_2xx']:>19}{on_topic:>17}{errors:>8}"
+            )
+            continue
         per = 1 if kind == "pixel" else BATCH_EVENTS
-        label = "pixel GET" if kind == "pixel" else f"POST /collect ×{BATCH_EVENTS}"
+        label = "pixel GET, saturation" if kind == "pixel" else f"POST /collect ×{BATCH_EVENTS}, saturation"
         lines.append(
-            f"{label:<22}{r.requests_per_s:>11.0f}{r.requests_per_s * per:>10.0f}{r.p50_ms:>8.2f}"
+            f"{label:<28}{r.requests_per_s:>11.0f}{r.requests_per_s * per:>10.0f}{r.p50_ms:>8.2f}"
             f"{r.p99_ms:>8.2f}{r.event_answers * per:>19}{on_topic:>17}{r.errors:>8}"
+        )
+    if paced is not None:
+        lines.append(
+            f"fixed rate: {paced['sent']} requests due and sent, {paced['answered']} answered "
+            f"(statuses {paced['statuses']}); p90 {paced['p90_ms']} ms, p99.9 {paced['p999_ms']} ms, "
+            f"max {paced['max_ms']} ms; the client used {paced['client_cpu_s']} s of CPU"
         )
     return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Load-test the collector on loopback. Two wrk runs at saturation (closed loop, --connections "
+        "connections each waiting for its answer: the most requests/s it can do, and a p99 that is mostly "
+        "the queue saturation builds): pixel GETs and POST /collect batches of 20. Then pixel GETs at a "
+        "fixed --rate (open loop: request i is due at i/rate seconds whatever came before, its latency "
+        "counts from when it was due): the p50/p99 a visitor sees at that rate. Every pixel is its own "
+        "page view (unique event_id) from one of --visitors anonymous ids. Each run reports the 2xx "
+        "answers that carried events beside the events the topic received."
+    )
     parser.add_argument(
         "--bootstrap",
         default=os.environ.get("SEAPORT_BOOTSTRAP", "127.0.0.1:9092"),
         help="a running broker (default: $SEAPORT_BOOTSTRAP or %(default)s)",
     )
     parser.add_argument("--duration", type=positive_int, default=30, help="seconds per run (default: %(default)s)")
-    parser.add_argument("--connections", type=positive_int, default=32, help="wrk connections (default: %(default)s)")
+    parser.add_argument(
+        "--connections", type=positive_int, default=32, help="wrk connections, saturation runs (default: %(default)s)"
+    )
     parser.add_argument("--workers", type=positive_int, default=2, help="collector processes (default: %(default)s)")
     parser.add_argument(
         "--requests", type=int, default=0, help="event requests per wrk thread, then idle requests (default: unbounded)"
     )
+    parser.add_argument(
+        "--rate",
+        type=number_type(int, lambda n: n >= 0, "a whole number of requests per second, 0 or more"),
+        default=5000,
+        help="pixel requests per second of the fixed-rate run; 0 skips it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rate-connections",
+        type=positive_int,
+        default=64,
+        help="keep-alive connections of the fixed-rate client; a request due while all are busy waits, "
+        "and that wait counts in its latency (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--visitors", type=positive_int, default=500, help="distinct anonymous ids of the pixels (default: %(default)s)"
+    )
+    parser.add_argument("--only-rate", action="store_true", help="skip the two wrk runs: only the fixed-rate run")
 
 
 def run(args: argparse.Namespace) -> int:
-    results = load_test(args.bootstrap, args.duration, args.connections, args.workers, args.requests)
+    kinds = () if args.only_rate else ("pixel", "batch")
+    if args.only_rate and not args.rate:
+        raise SeaportError("--only-rate needs a --rate above 0")
+    results = load_test(
+        args.bootstrap,
+        args.duration,
+        args.connections,
+        args.workers,
+        args.requests,
+        rate=args.rate,
+        visitors=args.visitors,
+        kinds=kinds,
+        rate_connections=args.rate_connections,
+    )
     print(
-        f"collector: {args.workers} worker(s); wrk: 1 thread, {args.connections} connections, "
-        f"{args.duration}s per run, loopback, broker on {args.bootstrap}"
+        f"collector: {args.workers} worker(s); broker on {args.bootstrap}; loopback; {args.duration}s per run; "
+        f"wrk at saturation: 1 thread, {args.connections} connections; fixed rate: {args.rate_connections} "
+        f"connections; pixels from {args.visitors} visitors, each a unique event id"
     )
     print(report(results))
     return 0

@@ -529,6 +529,35 @@ def test_load_events_on_topic_equal_2xx_answers(kafka_bootstrap: str) -> None:
     assert pixel.p99_ms > 0 and pixel.requests_per_s > 0
 
 
+def test_load_pixels_come_from_many_visitors_each_a_unique_event(kafka_bootstrap: str) -> None:
+    """The load test's pixels, from wrk and at a fixed rate, are page views of many visitors."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    results = load_test(
+        kafka_bootstrap, 8, 4, workers=1, requests_per_thread=300, rate=0, visitors=40, kinds=("pixel",), prefix=prefix
+    )
+    pixel, on_topic = results["pixel"]
+    beacons = [json.loads(r.value) for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", prefix))]
+    assert len(beacons) == on_topic == pixel.event_answers >= 299
+    assert len({b["event_id"] for b in beacons}) == len(beacons)
+    assert len({b["anonymous_id"] for b in beacons}) == 40
+
+
+def test_fixed_rate_load_sends_what_it_says_and_every_2xx_is_on_the_topic(kafka_bootstrap: str) -> None:
+    """`--rate 300` for 2 s: 600 requests due, sent and answered, each a 2xx GIF and one event on the
+    topic, with unique event ids from the given number of visitors (no timing is asserted)."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    results = load_test(kafka_bootstrap, 2, 4, workers=1, rate=300, visitors=50, kinds=(), prefix=prefix)
+    paced, on_topic = results["paced"]
+    assert isinstance(paced, dict)
+    assert paced["due"] == paced["sent"] == paced["answered"] == paced["gifs_2xx"] == 600
+    assert paced["statuses"] == {"200": 600} and paced["failed"] == 0
+    assert 0 < paced["p50_ms"] <= paced["p99_ms"] <= paced["max_ms"]
+    beacons = [json.loads(r.value) for r in read_topic(kafka_bootstrap, topic_name("beacons.raw", prefix))]
+    assert len(beacons) == on_topic == 600
+    assert len({b["event_id"] for b in beacons}) == 600
+    assert len({b["anonymous_id"] for b in beacons}) == 50
+
+
 # --- replay of simulated traffic --------------------------------------------------------------
 
 
