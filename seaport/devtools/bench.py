@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,30 +190,29 @@ def _ignore_sigint() -> None:
 
 
 class _Days:
-    """Simulated days, one after another, made by one process per core ahead of the producer."""
+    """Simulated days, one after another, made by one process per core; nothing is made ahead
+    of what is asked (it would take the cores from what the bench times next)."""
 
     def __init__(self, users: int, seed: int, first: date) -> None:
         import multiprocessing
 
         self.users, self.seed, self.first, self.day = users, seed, first, first
-        workers = os.cpu_count() or 1
-        self.pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_ignore_sigint)
-        self.ahead = [self._submit() for _ in range(workers)]
+        self.pool = multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_ignore_sigint)
 
-    def _submit(self) -> Any:
-        day = self.pool.apply_async(_simulate_day, (self.users, self.seed + (self.day - self.first).days, self.day))
-        self.day += timedelta(days=1)
-        return day
-
-    def next(self) -> dict[str, list[bytes]]:
-        day = self.ahead.pop(0)
-        self.ahead.append(self._submit())
-        return day.get()  # type: ignore[no-any-return]
+    def take(self, n: int) -> Iterator[dict[str, list[bytes]]]:
+        """The next `n` days, in order."""
+        days = [self.day + timedelta(days=i) for i in range(n)]
+        self.day += timedelta(days=n)
+        jobs = [(self.users, self.seed + (day - self.first).days, day) for day in days]
+        yield from self.pool.imap(_simulate_star, jobs)
 
     def close(self) -> None:
-        """Ends the generating processes at once (days made ahead are not needed)."""
         self.pool.terminate()
         self.pool.join()
+
+
+def _simulate_star(job: tuple[int, int, date]) -> dict[str, list[bytes]]:
+    return _simulate_day(*job)
 
 
 def _produce(client: KafkaClient, prefix: str, days: _Days, messages: int, label: str) -> int:
@@ -222,11 +222,12 @@ def _produce(client: KafkaClient, prefix: str, days: _Days, messages: int, label
     sent = 0
     with Progress(f"[bench] {label}", total=messages) as bar:
         while sent < messages:
-            for topic, values in days.next().items():
-                if values:
-                    n = client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
-                    sent += n
-                    bar.update(n)
+            for day in days.take(max(1, -(-(messages - sent) // (days.users * MESSAGES_PER_VISITOR_DAY)))):
+                for topic, values in day.items():
+                    if values:
+                        n = client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
+                        sent += n
+                        bar.update(n)
     return sent
 
 
