@@ -24,7 +24,9 @@ POSITION = (("_partition", pa.int32()), ("_offset", pa.int64()))
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A stored table: its columns in order, with their Arrow types, and its key."""
+    """A stored table: its columns in order, with their Arrow types, and its key: the columns
+    that name one row. The commit keeps the key (an event sent again is not stored again), not
+    an index: an index of every stored event would grow with the store, in memory."""
 
     name: str
     columns: tuple[tuple[str, pa.DataType], ...]
@@ -38,14 +40,13 @@ class TableSpec:
         return pa.schema([*self.columns, *extra])
 
     def ddl(self, schema: str) -> str:
-        """`CREATE TABLE IF NOT EXISTS schema.name (...)`, with the key as primary key."""
+        """`CREATE TABLE IF NOT EXISTS schema.name (...)`."""
         columns = [f"{name} {_DUCKDB_TYPES[kind]}" for name, kind in self.columns]
-        if self.key:
-            columns.append(f"PRIMARY KEY ({', '.join(self.key)})")
         return f"CREATE TABLE IF NOT EXISTS {schema}.{self.name} ({', '.join(columns)});"
 
 
-# The analytics facts of one beacon event, under analytics pseudonyms (state.duckdb).
+# The analytics facts of one beacon event, under analytics pseudonyms (state.duckdb). An event is
+# its id at its own time: a resend carries both.
 ANALYTICS_EVENTS = TableSpec(
     "analytics_events",
     (
@@ -54,7 +55,7 @@ ANALYTICS_EVENTS = TableSpec(
         ("device_model", TEXT), ("os", TEXT), ("os_version_major", TEXT), ("gender", TEXT), ("country", TEXT),
         ("city", TEXT), ("language", TEXT), ("opt_out", FLAG), ("policy_version", TEXT), ("key_id", TEXT),
     ),
-    key=("event_id",),
+    key=("event_id", "ts"),
 )  # fmt: skip
 
 # The security facts of one beacon or access-log record, under security pseudonyms (security.duckdb).
@@ -65,7 +66,7 @@ SECURITY_EVENTS = TableSpec(
         ("device_pseudonym", TEXT), ("ip_prefix", TEXT), ("page_or_path", TEXT), ("event_or_status", TEXT),
         ("method", TEXT), ("user_agent", TEXT), ("policy_version", TEXT), ("key_id", TEXT),
     ),
-    key=("event_id",),
+    key=("event_id", "event_time"),
 )  # fmt: skip
 
 __all__ = ["ANALYTICS_EVENTS", "POSITION", "SECURITY_EVENTS", "TableSpec"]

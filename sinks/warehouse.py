@@ -14,7 +14,8 @@ A run commits in numbered steps (quix-streams' `Checkpoint.commit`; `Warehouse.c
 them): 1. the staged files, 2. idempotent writes to `security.duckdb`, 3. `state.duckdb` with the
 run's offset ranges in the same transaction (the commit point), 4. the aggregates of the dirty
 days (`materialize`), 5. (by the caller) the Kafka offsets. A crash anywhere repeats at most the
-uncommitted ranges, and repeating them changes nothing (keys: `event_id`, the source position).
+uncommitted ranges, and repeating them changes nothing (keys: an event's id and time, the source
+position).
 The privacy rules these steps run are `transforms/`' (`cells`, `consent`): the sink stores.
 """
 
@@ -24,7 +25,7 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dashboards.views import create_views
-from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS
+from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS, TableSpec
 from seaport.errors import SeaportError
 from sinks.quality import validate_publish
 from transforms.cells import (
@@ -250,11 +251,52 @@ class Warehouse:
             self.con.close()
             raise WarehouseBusy(f"the warehouse {self.root} is in use by another process") from None
         self.con.execute(f"SET TimeZone = '{_sql_str(tz)}'")
+        # Past this, DuckDB spills joins and sorts to `<file>.tmp` beside the store: a run's memory
+        # does not grow with what it reads or with what is stored.
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         self.con.execute(_STATE_DDL)
         self.con.execute(_SECURITY_DDL)
+        for alias, spec in (("st", ANALYTICS_EVENTS), ("sec", SECURITY_EVENTS)):
+            self._drop_primary_key(alias, spec)
 
     def close(self) -> None:
         self.con.close()
+
+    def _drop_primary_key(self, alias: str, spec: TableSpec) -> None:
+        """A store made by an earlier version indexed every event (a primary key on `event_id`,
+        in memory, growing with the store); the commit keeps the key itself now (`_insert_new`),
+        so the table is copied once without it."""
+        con, name = self.con, f"{alias}.{spec.name}"
+        keyed = self._scalar(
+            """SELECT count(*) FROM duckdb_constraints() WHERE database_name = ? AND table_name = ?
+                 AND constraint_type = 'PRIMARY KEY'""",
+            [alias, spec.name],
+        )
+        if keyed:
+            con.execute("BEGIN")
+            con.execute(f"CREATE TABLE {name}_unkeyed AS SELECT * FROM {name}")
+            con.execute(f"DROP TABLE {name}")
+            con.execute(f"ALTER TABLE {name}_unkeyed RENAME TO {spec.name}")
+            con.execute("COMMIT")
+
+    def _insert_new(self, spec: TableSpec, schema: str, source: str) -> int:
+        """Inserts the rows of `source` (a query over staged rows) whose key is not stored yet, the
+        first by source position of each key; returns how many. The key names one event at its
+        own time, so only the stored rows of the UTC days of `source`'s times can hold it: those
+        are found by DuckDB's zone maps, and the cost follows the days touched, not the store."""
+        event_id, ts = spec.key
+        staged_days = self.con.execute(
+            f"SELECT DISTINCT CAST(timezone('UTC', {ts}) AS DATE) FROM {source} ORDER BY 1"
+        ).fetchall()
+        return self._scalar(
+            f"""INSERT INTO {schema}.{spec.name} BY NAME
+                SELECT s.* EXCLUDE (_partition, _offset) FROM {source} s
+                ANTI JOIN (SELECT {event_id}, {ts} FROM {schema}.{spec.name}
+                           WHERE {_days_sql(ts, [d for (d,) in staged_days])}) e
+                       ON e.{event_id} = s.{event_id} AND e.{ts} = s.{ts}
+                QUALIFY row_number() OVER (PARTITION BY s.{event_id}, s.{ts} ORDER BY s._partition, s._offset) = 1
+                ORDER BY s._partition, s._offset"""
+        )
 
     def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         # fetchall, not fetchone: DuckDB 2.0 refuses other work while a result is unfinished
@@ -335,15 +377,9 @@ class Warehouse:
             """UPDATE sec.deadletters SET subject_pseudonym = NULL, payload = NULL
                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"""
         )
-        kept = self._scalar(
-            f"SELECT count(*) FROM staged_security s {blocks_join('ANTI', 'blocked_sec', 's', 'event_time')}"
-        )
-        inserted = self._scalar(
-            f"""INSERT INTO sec.security_events BY NAME SELECT * EXCLUDE (_partition, _offset) FROM staged_security s
-               {blocks_join("ANTI", "blocked_sec", "s", "event_time")}
-               ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
-        )
-        summary.duplicates = kept - inserted  # seen before, in this run or an earlier one
+        kept = f"(SELECT s.* FROM staged_security s {blocks_join('ANTI', 'blocked_sec', 's', 'event_time')})"
+        inserted = self._insert_new(SECURITY_EVENTS, "sec", kept)
+        summary.duplicates = self._scalar(f"SELECT count(*) FROM {kept}") - inserted  # seen before, here or earlier
         # stored events newly blocked: only subjects named by this run's consent changes and erasures
         con.execute(
             """CREATE OR REPLACE TEMP TABLE newly_blocked_sec AS SELECT * FROM blocked_sec
@@ -351,7 +387,8 @@ class Warehouse:
                                            UNION SELECT security_pseudonym FROM staged_erasure)"""
         )
         con.execute(
-            f"""DELETE FROM sec.security_events WHERE event_id IN (SELECT e.event_id FROM sec.security_events e
+            f"""DELETE FROM sec.security_events WHERE (event_id, event_time) IN (
+                SELECT e.event_id, e.event_time FROM sec.security_events e
                 {blocks_join("SEMI", "newly_blocked_sec", "e", "event_time")}
                 WHERE NOT {self._held("e.subject_pseudonym", self._day("e.event_time"))})"""
         )
@@ -394,10 +431,10 @@ class Warehouse:
         opened = self._advance_watermark(now)
         summary.too_late = self._scalar(f"SELECT count(*) FROM staged_analytics WHERE ts < {opened}")
         con.execute("CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocks_sql("st.consent_changes", "st.erasures"))
-        summary.events_stored = self._scalar(
-            f"""INSERT INTO st.analytics_events BY NAME SELECT * EXCLUDE (_partition, _offset) FROM staged_analytics a
-               {blocks_join("ANTI", "blocked_st", "a", "ts")}
-               WHERE a.ts >= {opened} ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
+        summary.events_stored = self._insert_new(
+            ANALYTICS_EVENTS,
+            "st",
+            f"(SELECT a.* FROM staged_analytics a {blocks_join('ANTI', 'blocked_st', 'a', 'ts')} WHERE a.ts >= {opened})",
         )
         # What this run changes, and nothing else (its cost follows what is new): the days of its
         # events and of every event of the subjects whose consent changed (consent at event time,
@@ -428,7 +465,7 @@ class Warehouse:
             + ") WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)"
         )
         con.execute(
-            f"""DELETE FROM st.analytics_events WHERE event_id IN (SELECT e.event_id FROM st.analytics_events e
+            f"""DELETE FROM st.analytics_events WHERE (event_id, ts) IN (SELECT e.event_id, e.ts FROM st.analytics_events e
                 {blocks_join("SEMI", "minors_st", "e", "ts")})"""
         )
         con.execute(  # and the days they visited, kept for retention (closed days too)
@@ -728,6 +765,26 @@ ALTER TABLE main.suppressed_cells_daily ADD COLUMN IF NOT EXISTS counted BIGINT 
 ALTER TABLE main.suppressed_cells_daily ADD COLUMN IF NOT EXISTS published BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS main.materialized_with (k INTEGER, tz VARCHAR);
 """
+
+
+MEMORY_LIMIT = "1GB"
+
+
+def _days_sql(column: str, days: list[date]) -> str:
+    """SQL: whether the instant `column` falls on one of the UTC `days`, as ranges of literal
+    instants (DuckDB skips the row groups outside them by their zone maps)."""
+    if len(days) > 400 or date.max in days:  # many scattered days (hostile times): every row
+        return "true"
+    spans: list[list[date]] = []
+    for day in days:
+        if spans and spans[-1][1] == day:
+            spans[-1][1] = day + timedelta(days=1)
+        else:
+            spans.append([day, day + timedelta(days=1)])
+    instant = "TIMESTAMPTZ '{} 00:00:00+00'"
+    return " OR ".join(
+        f"({column} >= {instant.format(a)} AND {column} < {instant.format(b)})" for a, b in spans
+    ) or "false"
 
 
 def _sql_str(s: str) -> str:

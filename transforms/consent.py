@@ -131,12 +131,12 @@ def withhold_profiles_without_consent(con: duckdb.DuckDBPyConnection, gated_colu
     any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS SELECT * FROM st.analytics_events
-            WHERE ({any_set}) AND (event_id IN (SELECT event_id FROM staged_analytics)
+            WHERE ({any_set}) AND ((event_id, ts) IN (SELECT event_id, ts FROM staged_analytics)
                                    OR subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects))"""
     )
     con.execute(
         f"""UPDATE st.analytics_events SET {assignments}
-            WHERE event_id IN (
-                SELECT event_id FROM ({events_with_consent_sql("profile_candidates", "st.consent_changes")})
+            WHERE (event_id, ts) IN (
+                SELECT event_id, ts FROM ({events_with_consent_sql("profile_candidates", "st.consent_changes")})
                 WHERE NOT granted)"""
     )

@@ -91,10 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class PeakMemory:
-    """Samples the resident memory of this process and all its descendants, summed; keeps the peak."""
+    """Samples the resident memory of this process and all its descendants, summed; keeps the peak,
+    overall and per phase (`phase` names what the bench is doing)."""
 
     def __init__(self, every_s: float = 0.25) -> None:
         self.peak_mib = 0.0
+        self.phase = "setting up"
+        self.peaks: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
 
@@ -108,7 +111,14 @@ class PeakMemory:
 
     def _run(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
-            self.peak_mib = max(self.peak_mib, _tree_rss_mib(os.getpid()))
+            mib, phase = _tree_rss_mib(os.getpid()), self.phase
+            self.peak_mib = max(self.peak_mib, mib)
+            self.peaks[phase] = max(self.peaks.get(phase, 0.0), mib)
+
+    def report(self) -> None:
+        print(f"peak memory (RSS)     {self.peak_mib:>12,.0f} MiB   (this process and every process it started)")
+        for phase, mib in self.peaks.items():
+            print(f"  {phase:<40} {mib:>8,.0f} MiB")
 
 
 def _tree_rss_mib(root: int) -> float:
@@ -156,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="seaport-bench-"))
     try:
         with PeakMemory() as memory:
-            code = _bench(args, client, prefixes, root)
-        print(f"peak memory (RSS)     {memory.peak_mib:>12,.0f} MiB   (this process and every process it started)")
+            code = _bench(args, client, prefixes, root, memory)
+        memory.report()
         if args.keep:
             print(f"warehouses            {root}   (one per size: warehouse-N)")
         return code
@@ -194,21 +204,26 @@ class _Days:
     of what is asked (it would take the cores from what the bench times next)."""
 
     def __init__(self, users: int, seed: int, first: date) -> None:
-        import multiprocessing
-
         self.users, self.seed, self.first, self.day = users, seed, first, first
-        self.pool = multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_ignore_sigint)
+        self.pool: Any = None
 
     def take(self, n: int) -> Iterator[dict[str, list[bytes]]]:
-        """The next `n` days, in order."""
+        """The next `n` days, in order (the processes start on first use, and again after `close`)."""
+        import multiprocessing
+
+        if self.pool is None:
+            self.pool = multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_ignore_sigint)
         days = [self.day + timedelta(days=i) for i in range(n)]
         self.day += timedelta(days=n)
         jobs = [(self.users, self.seed + (day - self.first).days, day) for day in days]
         yield from self.pool.imap(_simulate_star, jobs)
 
     def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
+        """Ends the generating processes (their memory is not the ingest's)."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 def _simulate_star(job: tuple[int, int, date]) -> dict[str, list[bytes]]:
@@ -232,7 +247,7 @@ def _produce(client: KafkaClient, prefix: str, days: _Days, messages: int, label
 
 
 def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, prefix: str, verbose: bool) -> Any:
-    from pipelines.ingest import RunParams, ingest_once
+    from pipelines.ingest import RunParams, ingest_once, shutdown_local_workers
     from sinks.warehouse import Warehouse
     from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Pseudonymizer
@@ -256,6 +271,7 @@ def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, 
         return summary
     finally:
         warehouse.close()
+        shutdown_local_workers()  # each run loads its own policy: its workers serve no later run
 
 
 def _raw_consume(client: KafkaClient, prefix: str, total: int) -> tuple[int, float]:
@@ -273,7 +289,9 @@ def _raw_consume(client: KafkaClient, prefix: str, total: int) -> tuple[int, flo
     return consumed, time.perf_counter() - started
 
 
-def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], root: Path) -> int:
+def _bench(
+    args: argparse.Namespace, client: KafkaClient, prefixes: list[str], root: Path, memory: PeakMemory
+) -> int:
     """Per size (ascending, on one growing topic set): produce up to it, raw consume, ingest into
     a fresh warehouse, then the increment on top of that warehouse."""
     from seaport.kafka.topics import create_topics
@@ -285,11 +303,13 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     users = max(1, min(args.users, sizes[0] // MESSAGES_PER_VISITOR_DAY))
     first_day = date.today() - timedelta(days=sizes[-1] // (users * MESSAGES_PER_VISITOR_DAY) + 3)
     _progress(f"producing the increment: a day of {INCREMENT_USERS} visitors after every generated day")
+    memory.phase = "producing"
     later = _Days(INCREMENT_USERS, args.seed + 10_000, date.today() - timedelta(days=1))
     try:
         _produce(client, increment, later, INCREMENT_USERS * MESSAGES_PER_VISITOR_DAY, "producing the increment")
     finally:
         later.close()
+    memory.phase = "the increment into an empty warehouse"
     alone = _ingest(client, args, root / "increment-alone", increment, verbose=False)
     _report_increment(alone, "into an empty warehouse")
 
@@ -298,17 +318,21 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     try:
         for size in sizes:
             _progress(f"producing about {size:,} messages of realistic traffic from {first_day}")
-            started = time.perf_counter()
+            memory.phase, started = "producing", time.perf_counter()
             produced += _produce(client, main, days, size - produced, "producing simulated days")
             produce_s = time.perf_counter() - started
+            days.close()
             _progress("raw consume (client alone, every input topic)")
+            memory.phase = "raw consume"
             consumed, consume_s = _raw_consume(client, main, produced)
             _progress("ingest end to end (Beam, fresh warehouse)")
             if not args.keep:
                 shutil.rmtree(warehouse, ignore_errors=True)  # the smaller size's: done with it
             warehouse = root / f"warehouse-{size}"
+            memory.phase = f"ingest of {size:,}"
             summary = _ingest(client, args, warehouse, main, verbose=True)
             _progress("the increment on top of it")
+            memory.phase = f"the increment on top of {size:,}"
             on_top = _increment_on_top(client, args, warehouse, main, increment)
             produced += on_top.messages  # the increment is now part of the main topics too
             rows.append(_report_size(args, consumed, consume_s, produce_s, summary, on_top))
@@ -319,6 +343,7 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     if args.streaming:
         from seaport.devtools.bench_streaming import measure_freshness
 
+        memory.phase = "streaming"
         measure_freshness(args, client, warehouse, main, root)
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from schemas.tables import ANALYTICS_EVENTS
 from seaport.kafka.topics import create_topics
 from tests.model import build_dataset, expected_tables, normalize, rounded
 from tests.pipelines.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
@@ -135,4 +136,34 @@ def test_the_late_window_counts_old_events_without_applying_them_and_purges_thei
     assert {r for r in tables if r[0].date() == first.copy().pop()[0].date()} == first
     con = duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
     assert con.execute("SELECT sum(too_late) FROM ingest_runs").fetchone()[0] == 1
+    con.close()
+
+
+def test_an_event_sent_again_is_stored_once_and_its_id_at_another_time_is_another_event(
+    kafka_bootstrap, tmp_path, key_file
+):
+    prefix = f"d{uuid.uuid4().hex[:8]}."
+    create_topics(kafka_bootstrap, prefix)
+    day0 = datetime(2026, 11, 1, 4, tzinfo=UTC)
+    warehouse = tmp_path / "wh"
+    # the store of an earlier version: a primary key on event_id; opening it drops the key, keeps the rows
+    warehouse.mkdir()
+    old = duckdb.connect(str(warehouse / "state.duckdb"))
+    old.execute(ANALYTICS_EVENTS.ddl("main").removesuffix(");") + ", PRIMARY KEY (event_id));")
+    old.close()
+    # sent twice in one run, then again in a later run (with another event on another day)
+    produce(kafka_bootstrap, prefix, {"beacons.raw": [_view(1, day0, "c-1"), _view(1, day0, "c-1")]})
+    ingest(kafka_bootstrap, prefix, warehouse, key_file, "--k", "1")
+    produce(kafka_bootstrap, prefix, {"beacons.raw": [_view(1, day0, "c-1"), _view(1, day0 + timedelta(days=1), "c-2")]})
+    ingest(kafka_bootstrap, prefix, warehouse, key_file, "--k", "1")
+    con = duckdb.connect(str(warehouse / "state.duckdb"), read_only=True)
+    stored = sorted(con.execute("SELECT ts FROM analytics_events").fetchall())
+    ids = con.execute("SELECT count(DISTINCT event_id) FROM analytics_events").fetchone()[0]  # pseudonymized
+    keys = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+                       "AND table_name = 'analytics_events'").fetchone()[0]  # fmt: skip
+    con.close()
+    assert stored == [(day0,), (day0 + timedelta(days=1),)] and ids == 1 and keys == 0
+    con = duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
+    assert con.execute("SELECT sum(duplicates), sum(events_stored) FROM ingest_runs").fetchone() == (2, 2)
+    assert sorted(r[0] for r in con.execute("SELECT views FROM page_views_hourly").fetchall()) == [1, 1]
     con.close()
