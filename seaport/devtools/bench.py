@@ -289,9 +289,7 @@ def _raw_consume(client: KafkaClient, prefix: str, total: int) -> tuple[int, flo
     return consumed, time.perf_counter() - started
 
 
-def _bench(
-    args: argparse.Namespace, client: KafkaClient, prefixes: list[str], root: Path, memory: PeakMemory
-) -> int:
+def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], root: Path, memory: PeakMemory) -> int:
     """Per size (ascending, on one growing topic set): produce up to it, raw consume, ingest into
     a fresh warehouse, then the increment on top of that warehouse."""
     from seaport.kafka.topics import create_topics

@@ -154,7 +154,9 @@ def test_an_event_sent_again_is_stored_once_and_its_id_at_another_time_is_anothe
     # sent twice in one run, then again in a later run (with another event on another day)
     produce(kafka_bootstrap, prefix, {"beacons.raw": [_view(1, day0, "c-1"), _view(1, day0, "c-1")]})
     ingest(kafka_bootstrap, prefix, warehouse, key_file, "--k", "1")
-    produce(kafka_bootstrap, prefix, {"beacons.raw": [_view(1, day0, "c-1"), _view(1, day0 + timedelta(days=1), "c-2")]})
+    produce(
+        kafka_bootstrap, prefix, {"beacons.raw": [_view(1, day0, "c-1"), _view(1, day0 + timedelta(days=1), "c-2")]}
+    )
     ingest(kafka_bootstrap, prefix, warehouse, key_file, "--k", "1")
     con = duckdb.connect(str(warehouse / "state.duckdb"), read_only=True)
     stored = sorted(con.execute("SELECT ts FROM analytics_events").fetchall())
