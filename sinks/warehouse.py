@@ -279,20 +279,26 @@ class Warehouse:
             con.execute(f"ALTER TABLE {name}_unkeyed RENAME TO {spec.name}")
             con.execute("COMMIT")
 
+    def _on_days_of(self, column: str, instants: str) -> str:
+        """SQL: whether the instant `column` falls on a UTC day of an instant of the query
+        `instants` (one column), as literal ranges: DuckDB reads only the row groups whose zone
+        maps meet them, so a statement's cost follows the days it touches."""
+        days = self.con.execute(
+            f"SELECT DISTINCT CAST(timezone('UTC', i) AS DATE) FROM ({instants}) t(i) WHERE i IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        return _days_sql(column, [d for (d,) in days])
+
     def _insert_new(self, spec: TableSpec, schema: str, source: str) -> int:
         """Inserts the rows of `source` (a query over staged rows) whose key is not stored yet, the
         first by source position of each key; returns how many. The key names one event at its
         own time, so only the stored rows of the UTC days of `source`'s times can hold it: those
         are found by DuckDB's zone maps, and the cost follows the days touched, not the store."""
         event_id, ts = spec.key
-        staged_days = self.con.execute(
-            f"SELECT DISTINCT CAST(timezone('UTC', {ts}) AS DATE) FROM {source} ORDER BY 1"
-        ).fetchall()
         return self._scalar(
             f"""INSERT INTO {schema}.{spec.name} BY NAME
                 SELECT s.* EXCLUDE (_partition, _offset) FROM {source} s
                 ANTI JOIN (SELECT {event_id}, {ts} FROM {schema}.{spec.name}
-                           WHERE {_days_sql(ts, [d for (d,) in staged_days])}) e
+                           WHERE {self._on_days_of(ts, f"SELECT {ts} FROM {source}")}) e
                        ON e.{event_id} = s.{event_id} AND e.{ts} = s.{ts}
                 QUALIFY row_number() OVER (PARTITION BY s.{event_id}, s.{ts} ORDER BY s._partition, s._offset) = 1
                 ORDER BY s._partition, s._offset"""
@@ -473,7 +479,7 @@ class Warehouse:
                 WHERE v.subject_pseudonym = b.subject_pseudonym AND v.day <= {self._day("b.blocked_until")}"""
         )
         unlink_erased_subjects(con)
-        withhold_profiles_without_consent(con, gated_columns)
+        withhold_profiles_without_consent(con, gated_columns, self._on_days_of)
         # The late window: facts of closed days are personal data with no purpose left (they can no
         # longer change a published cell), so they go.
         con.execute(f"DELETE FROM st.analytics_events WHERE ts < {opened}")
@@ -559,9 +565,9 @@ class Warehouse:
                         "ON CONFLICT DO NOTHING")  # fmt: skip
         # The days to rebuild (the commit listed the first days of the sessions it changed too).
         con.execute("CREATE OR REPLACE TEMP TABLE days AS SELECT day FROM st.dirty_days")
-        span = f"""ts >= (SELECT {self._day_start("min(day)")} FROM days)
-                   AND ts < (SELECT {self._day_start("max(day) + 1")} FROM days)"""
-        day_events = f"(SELECT * FROM st.analytics_events WHERE {span})"
+        every_hour = f"""SELECT unnest(range({self._day_start("day")}, {self._day_start("day + 1")}, INTERVAL 1 HOUR))
+                         FROM days"""
+        day_events = f"(SELECT * FROM st.analytics_events WHERE {self._on_days_of('ts', every_hour)})"
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({self._with_consent_and_time(day_events)})
                 WHERE day IN (SELECT day FROM days)"""

@@ -25,6 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
 
@@ -121,22 +123,32 @@ def unlink_erased_subjects(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def withhold_profiles_without_consent(con: duckdb.DuckDBPyConnection, gated_columns: list[str]) -> None:
+def withhold_profiles_without_consent(
+    con: duckdb.DuckDBPyConnection, gated_columns: list[str], on_days_of: Callable[[str, str], str]
+) -> None:
     """R2: profile dimensions stay only on events whose subject had analytics consent at the
     event's own time (R3); the others lose them for good. Only this run's events and those of
-    subjects whose consent changed in it can have anything to lose."""
+    subjects whose consent changed in it can have anything to lose. `on_days_of(column, query)`
+    is SQL for the rows of the days of the instants `query` gives (the warehouse's zone maps)."""
     if not gated_columns:
         return
     assignments = ", ".join(f"{c} = NULL" for c in gated_columns)
     any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS SELECT * FROM st.analytics_events
-            WHERE ({any_set}) AND ((event_id, ts) IN (SELECT event_id, ts FROM staged_analytics)
-                                   OR subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects))"""
+        f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS
+            SELECT * FROM st.analytics_events
+            WHERE ({any_set}) AND {on_days_of("ts", "SELECT ts FROM staged_analytics")}
+              AND (event_id, ts) IN (SELECT event_id, ts FROM staged_analytics)
+            UNION SELECT * FROM st.analytics_events
+            WHERE ({any_set}) AND subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE profiles_withheld AS
+            SELECT event_id, ts FROM ({events_with_consent_sql("profile_candidates", "st.consent_changes")})
+            WHERE NOT granted"""
     )
     con.execute(
         f"""UPDATE st.analytics_events SET {assignments}
-            WHERE (event_id, ts) IN (
-                SELECT event_id, ts FROM ({events_with_consent_sql("profile_candidates", "st.consent_changes")})
-                WHERE NOT granted)"""
+            WHERE {on_days_of("ts", "SELECT ts FROM profiles_withheld")}
+              AND (event_id, ts) IN (SELECT event_id, ts FROM profiles_withheld)"""
     )
