@@ -392,6 +392,7 @@ def run_pipeline(
         finally:
             bar.close()
         return dict(total)
+    shutdown_local_workers()  # idle while Beam's own workers run: their memory is freed
     beam_args = [*local_parallelism(params.runner, params.beam_args, messages), *params.beam_args]
     pipeline = beam.Pipeline(options=PipelineOptions([f"--runner={params.runner}", *beam_args]))
     (

@@ -25,8 +25,9 @@ KEY_FILE_ENV = "SEAPORT_PSEUDONYM_KEY_FILE"
 MIN_KEY_BYTES = 32
 DEV_KEY_NAME = "dev-pseudonym.key"
 PSEUDONYM_HEX_CHARS = 32
-# Entries per (purpose, kind): identifiers repeat a lot within a run; memory stays bounded.
-CACHE_SIZE = 1 << 16
+# Entries per (purpose, kind): identifiers repeat within a batch and a session; memory stays
+# bounded (about 4 MB per kind and purpose, a few dozen MB per worker).
+CACHE_SIZE = 1 << 14
 UNIQUE_KINDS = frozenset({"event_id"})  # identifiers of one event each: not worth caching
 
 
