@@ -264,7 +264,7 @@ class Warehouse:
 
     def _drop_primary_key(self, alias: str, spec: TableSpec) -> None:
         """A store made by an earlier version indexed every event (a primary key on `event_id`,
-        in memory, growing with the store); the commit keeps the key itself now (`_insert_new`),
+        in memory, growing with the store); the commit keeps the key itself now (`insert_new`),
         so the table is copied once without it."""
         con, name = self.con, f"{alias}.{spec.name}"
         keyed = self._scalar(
@@ -288,7 +288,7 @@ class Warehouse:
         ).fetchall()
         return _days_sql(column, [d for (d,) in days])
 
-    def _insert_new(self, spec: TableSpec, schema: str, source: str) -> int:
+    def insert_new(self, spec: TableSpec, schema: str, source: str) -> int:
         """Inserts the rows of `source` (a query over staged rows) whose key is not stored yet, the
         first by source position of each key; returns how many. The key names one event at its
         own time, so only the stored rows of the UTC days of `source`'s times can hold it: those
@@ -384,7 +384,7 @@ class Warehouse:
                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM blocked_sec)"""
         )
         kept = f"(SELECT s.* FROM staged_security s {blocks_join('ANTI', 'blocked_sec', 's', 'event_time')})"
-        inserted = self._insert_new(SECURITY_EVENTS, "sec", kept)
+        inserted = self.insert_new(SECURITY_EVENTS, "sec", kept)
         summary.duplicates = self._scalar(f"SELECT count(*) FROM {kept}") - inserted  # seen before, here or earlier
         # stored events newly blocked: only subjects named by this run's consent changes and erasures
         con.execute(
@@ -437,7 +437,7 @@ class Warehouse:
         opened = self._advance_watermark(now)
         summary.too_late = self._scalar(f"SELECT count(*) FROM staged_analytics WHERE ts < {opened}")
         con.execute("CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocks_sql("st.consent_changes", "st.erasures"))
-        summary.events_stored = self._insert_new(
+        summary.events_stored = self.insert_new(
             ANALYTICS_EVENTS,
             "st",
             f"(SELECT a.* FROM staged_analytics a {blocks_join('ANTI', 'blocked_st', 'a', 'ts')} WHERE a.ts >= {opened})",

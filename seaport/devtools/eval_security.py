@@ -71,10 +71,9 @@ class Evaluation:
 
 def load_security_events(traffic: Any, warehouse: Path, pseudonymizer: Any) -> int:
     """The traffic's security rows as `seaport ingest` stores them: validated and protected by
-    ingest's own `protect_batch` under the field policy, deduplicated by event id, into a fresh
+    ingest's own `protect_batch` under the field policy, deduplicated by the commit's key, into a fresh
     warehouse's security_events. (Minors' and erased subjects' rows would be removed by ingest;
     attack traffic has neither.)"""
-    import duckdb
 
     from pipelines.ingest import protect_batch
     from schemas.tables import POSITION, SECURITY_EVENTS
@@ -82,11 +81,9 @@ def load_security_events(traffic: Any, warehouse: Path, pseudonymizer: Any) -> i
     from sinks.warehouse import Warehouse
     from transforms.policy import FieldPolicy
 
-    Warehouse(warehouse).close()
     policy = FieldPolicy.load()
     schema = SECURITY_EVENTS.arrow_schema(POSITION)
-    con = duckdb.connect(str(warehouse / "security.duckdb"))
-    stored = 0
+    store = Warehouse(warehouse)
     try:
         for partition, (topic, lines) in enumerate(
             (("beacons.raw", traffic.beacons), ("access_logs.raw", traffic.access_logs))
@@ -95,15 +92,12 @@ def load_security_events(traffic: Any, warehouse: Path, pseudonymizer: Any) -> i
                 records = [Record(topic, partition, at + i, None, line, 0) for i, line in
                            enumerate(lines[at : at + LOAD_CHUNK])]  # fmt: skip
                 staged = protect_batch(topic, records, policy, pseudonymizer).tables.get("security")
-                con.register("staged", staged if staged is not None else schema.empty_table())
-                con.execute(
-                    """INSERT INTO security_events BY NAME SELECT * EXCLUDE (_partition, _offset) FROM staged
-                       ORDER BY _partition, _offset ON CONFLICT DO NOTHING"""
-                )
-                con.unregister("staged")
-        stored = int(con.execute("SELECT count(*) FROM security_events").fetchall()[0][0])
+                store.con.register("staged", staged if staged is not None else schema.empty_table())
+                store.insert_new(SECURITY_EVENTS, "sec", "(SELECT * FROM staged)")  # the commit's own key
+                store.con.unregister("staged")
+        stored = int(store.con.execute("SELECT count(*) FROM sec.security_events").fetchall()[0][0])
     finally:
-        con.close()
+        store.close()
     return stored
 
 
