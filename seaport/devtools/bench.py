@@ -10,7 +10,8 @@
 4. times the same small increment (a later day of a few hundred visitors) ingested into an empty
    warehouse and on top of the N stored messages: with the incremental commit its cost should not
    depend on what is stored;
-5. prints the peak memory (RSS) summed over this process and every process it started.
+5. prints the peak memory (RSS) summed over this process and every process it started, overall
+   and per phase.
 
 Benchmarks are not tests: nothing here asserts a speed.
 
