@@ -67,7 +67,15 @@ from seaport.options import (
 )
 from seaport.progress import Progress
 from sinks import trail
-from sinks.warehouse import STAGED_SCHEMAS, OffsetRange, RunSummary, Warehouse, WarehouseBusy, write_staged
+from sinks.warehouse import (
+    CHUNK_EVENTS,
+    STAGED_SCHEMAS,
+    OffsetRange,
+    RunSummary,
+    Warehouse,
+    WarehouseBusy,
+    write_staged,
+)
 from transforms.consent import minor_without_guardian
 from transforms.policy import FieldPolicy, redactions_of_event
 from transforms.pseudonyms import Pseudonymizer
@@ -159,6 +167,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--streaming: pause between runs (default: %(default)s)",
     )
     parser.add_argument("--max-batch", type=positive_int, default=5000, help=argparse.SUPPRESS)
+    # the most stored events one step of the aggregates' rebuild holds (tests make it small)
+    parser.add_argument("--chunk-events", type=positive_int, default=CHUNK_EVENTS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--in-process-below",
         type=number_type(int, lambda n: n >= 0, "a whole number, 0 or more"),
@@ -196,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         late_days=args.late_days,
         security_dir=args.security_dir,
+        chunk_events=args.chunk_events,
     )
     args.trail = {"key_id": pseudonymizer.key_id, "policy_version": policy.version}
     try:
@@ -706,8 +717,7 @@ def protect_batch(topic: str, records: list[Any], policy: FieldPolicy, pseudonym
             tables.setdefault(kind, []).append(table)
         out.redactions.update(redactions)
         out.valid += len(kept)
-        for rec in kept:
-            out.redactions.update(policy.leak_attempts(rec.value))
+        out.redactions.update(policy.leak_attempts([rec.value for rec in kept]))
     if rejected:
         tables["deadletter"] = [
             _dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), policy, pseudonymizer)

@@ -56,6 +56,11 @@ from transforms.consent import (
 from transforms.deadlines import due_by
 from transforms.holds import held_sql, holds_table, load_holds
 
+MEMORY_LIMIT = "1GB"
+# The most stored events one step of the aggregates' rebuild reads (its days' events, with
+# their sessions' events, are held in memory together).
+CHUNK_EVENTS = 500_000
+
 # An erasure request's receipt (R8), per store and table: the rows it deleted, scrubbed or
 # unlinked, and the rows a legal hold kept (with the holds' names and reasons).
 _RECEIPTS_DDL = """
@@ -226,8 +231,10 @@ class Warehouse:
         k: int = 5,
         late_days: int = 7,
         security_dir: Path | None = None,
+        chunk_events: int = CHUNK_EVENTS,
     ):
         self.root = Path(root)
+        self.chunk_events = chunk_events
         self.security_dir = Path(security_dir) if security_dir else self.root
         self.tz = tz
         self.k = k
@@ -563,55 +570,27 @@ class Warehouse:
             # another k or time zone: every day that still has facts is rebuilt under it
             con.execute(f"INSERT INTO st.dirty_days SELECT DISTINCT {self._day('ts')} FROM st.analytics_events "
                         "ON CONFLICT DO NOTHING")  # fmt: skip
-        # The days to rebuild (the commit listed the first days of the sessions it changed too).
-        con.execute("CREATE OR REPLACE TEMP TABLE days AS SELECT day FROM st.dirty_days")
-        every_hour = f"""SELECT unnest(range({self._day_start("day")}, {self._day_start("day + 1")}, INTERVAL 1 HOUR))
-                         FROM days"""
-        day_events = f"(SELECT * FROM st.analytics_events WHERE {self._on_days_of('ts', every_hour)})"
+        # The days to rebuild (the commit listed the first days of the sessions it changed too),
+        # a chunk of days at a time: a big run's events need not fit in memory at once.
+        con.execute("CREATE OR REPLACE TEMP TABLE dirty AS SELECT day FROM st.dirty_days")
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({self._with_consent_and_time(day_events)})
-                WHERE day IN (SELECT day FROM days)"""
-        )
-        run_days = [d for (d,) in con.execute("SELECT DISTINCT day FROM ev ORDER BY day").fetchall()]
-        # every event of the sessions that start on those days
-        session_events = """(SELECT * FROM st.analytics_events WHERE session_pseudonym IN
-                             (SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL))"""
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE sev AS SELECT * FROM ({self._with_consent_and_time(session_events)})
-                QUALIFY min(day) OVER (PARTITION BY session_pseudonym) IN (SELECT day FROM days)"""
+            "CREATE OR REPLACE TEMP TABLE visitors (subject_pseudonym VARCHAR, day DATE, policy_version VARCHAR)"
         )
         cells = cell_queries(k)
-        # The consenting visitors per day of the rebuilt days, for retention (state's own transaction:
-        # a crash before the aggregates' commit leaves the days dirty, and this is redone the same)
+        run_days: list[Any] = []
         con.execute("BEGIN")
-        con.execute("DELETE FROM st.visitor_days WHERE day IN (SELECT day FROM days)")
+        for chunk in self._day_chunks():
+            con.execute("CREATE OR REPLACE TEMP TABLE days AS SELECT unnest(?::DATE[]) AS day", [chunk])
+            run_days += self._rebuild_days(cells, k)
+        con.execute("CREATE OR REPLACE TEMP TABLE days AS SELECT day FROM dirty")
+        # The consenting visitors per day as the state will hold them (below), for retention
         con.execute(
-            """INSERT INTO st.visitor_days SELECT subject_pseudonym, day,
-                   string_agg(DISTINCT policy_version, ',' ORDER BY policy_version)
-               FROM ev WHERE granted GROUP BY ALL"""
+            """CREATE OR REPLACE TEMP TABLE retained_visitors AS
+               SELECT * FROM st.visitor_days WHERE day NOT IN (SELECT day FROM days)
+               UNION ALL SELECT * FROM visitors"""
         )
-        con.execute(
-            f"""DELETE FROM st.visitor_days WHERE day < (SELECT date_trunc('week', max(day))::DATE
-                                                            - {7 * (RETENTION_WEEKS - 1)} FROM st.visitor_days)"""
-        )
-        con.execute("COMMIT")
-        con.execute("BEGIN")
-        for table, sql in cells.items():
-            day = self._row_day(table)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql.replace('{src}', 'ev')}")
-            con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} AS SELECT * EXCLUDE (_subjects) FROM cells LIMIT 0")
-            if day != "day":  # hourly: how many quiet hours an `(other)` row holds (below), else 1
-                con.execute(f"ALTER TABLE main.{table} ADD COLUMN IF NOT EXISTS hours INTEGER DEFAULT 1")
-            con.execute(f"DELETE FROM main.{table} WHERE {day} IN (SELECT day FROM days)")
-            suppress_small_cells(con, table, sql, k)
-            con.execute(
-                f"DELETE FROM main.suppressed_cells_daily WHERE table_name = '{table}' AND day IN (SELECT day FROM days)"
-            )
-            count_suppressed(con, table, day, "cells", k)
-        con.execute("DROP TABLE cells")
-        publish_retention(con, k)
-        con.execute("DROP TABLE ev")
-        con.execute("DROP TABLE sev")
+        con.execute(f"DELETE FROM retained_visitors WHERE day < ({self._first_retained_day('retained_visitors')})")
+        publish_retention(con, k, "retained_visitors")
         listed = ", ".join(f"('{t}')" for t in ANALYTICS_TABLES)
         con.execute(
             f"""CREATE OR REPLACE TABLE main.suppressed_cells AS
@@ -633,6 +612,15 @@ class Warehouse:
         create_views(con)  # the analysts' documented views (dashboards/sql/)
         self._quality_gate(k, run_days)
         con.execute("COMMIT")
+        # The state's own transaction, after the aggregates' (one transaction writes one database):
+        # a crash between the two leaves the days dirty, and their rebuild gives the same rows.
+        con.execute("BEGIN")
+        con.execute("DELETE FROM st.visitor_days WHERE day IN (SELECT day FROM days)")
+        con.execute("INSERT INTO st.visitor_days SELECT * FROM visitors")
+        con.execute(f"DELETE FROM st.visitor_days WHERE day < ({self._first_retained_day('st.visitor_days')})")
+        con.execute("COMMIT")
+        con.execute("DROP TABLE visitors")
+        con.execute("DROP TABLE retained_visitors")
         days = [d for (d,) in con.execute("SELECT day FROM days ORDER BY day").fetchall()]
         self._export_parquet(days)
         # only now are these days done: a crash before this line rebuilds them again
@@ -642,6 +630,77 @@ class Warehouse:
             summary.rows = rows
             summary.suppressed = dict(con.execute("SELECT table_name, cells FROM main.suppressed_cells").fetchall())
         return rows
+
+    def _day_chunks(self) -> list[list[Any]]:
+        """The days of temp table `dirty`, in order, in chunks of at most `chunk_events` stored
+        events (a bigger day is a chunk of its own); one empty chunk when there is no day."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE days AS SELECT day FROM dirty")
+        counts = con.execute(
+            f"""SELECT d.day, count(e.day) FROM days d
+                LEFT JOIN (SELECT {self._day("ts")} AS day FROM st.analytics_events
+                           WHERE {self._on_days_of("ts", self._every_hour())}) e USING (day)
+                GROUP BY d.day ORDER BY d.day"""
+        ).fetchall()
+        chunks: list[list[Any]] = []
+        size = 0
+        for day, events in counts:
+            if not chunks or size + events > self.chunk_events:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(day)
+            size += events
+        return chunks or [[]]  # no day: one empty chunk still makes the tables
+
+    def _every_hour(self) -> str:
+        """SQL: the first instant of every hour of the days of temp table `days`."""
+        return f"""SELECT unnest(range({self._day_start("day")}, {self._day_start("day + 1")}, INTERVAL 1 HOUR))
+                   FROM days"""
+
+    def _rebuild_days(self, cells: dict[str, str], k: int) -> list[Any]:
+        """Replace the aggregates' rows of the days of temp table `days` by their cells (k rule and
+        `(other)` rows), and add their consenting visitors to temp table `visitors`; returns the
+        days that hold events."""
+        con = self.con
+        day_events = f"(SELECT * FROM st.analytics_events WHERE {self._on_days_of('ts', self._every_hour())})"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE ev AS SELECT * FROM ({self._with_consent_and_time(day_events)})
+                WHERE day IN (SELECT day FROM days)"""
+        )
+        # every event of the sessions that start on those days (what `sessions_daily` reads of them)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE sev AS
+                SELECT session_pseudonym, subject_pseudonym, event_id, event, duration_ms, policy_version,
+                       {self._day("ts")} AS day
+                FROM st.analytics_events
+                WHERE session_pseudonym IN (SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL)
+                QUALIFY min(day) OVER (PARTITION BY session_pseudonym) IN (SELECT day FROM days)"""
+        )
+        con.execute(
+            """INSERT INTO visitors SELECT subject_pseudonym, day,
+                   string_agg(DISTINCT policy_version, ',' ORDER BY policy_version)
+               FROM ev WHERE granted GROUP BY ALL"""
+        )
+        for table, sql in cells.items():
+            day = self._row_day(table)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE cells AS {sql.replace('{src}', 'ev')}")
+            con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} AS SELECT * EXCLUDE (_subjects) FROM cells LIMIT 0")
+            if day != "day":  # hourly: how many quiet hours an `(other)` row holds (below), else 1
+                con.execute(f"ALTER TABLE main.{table} ADD COLUMN IF NOT EXISTS hours INTEGER DEFAULT 1")
+            con.execute(f"DELETE FROM main.{table} WHERE {day} IN (SELECT day FROM days)")
+            suppress_small_cells(con, table, sql, k)
+            con.execute(
+                f"DELETE FROM main.suppressed_cells_daily WHERE table_name = '{table}' AND day IN (SELECT day FROM days)"
+            )
+            count_suppressed(con, table, day, "cells", k)
+        run_days = [d for (d,) in con.execute("SELECT DISTINCT day FROM ev ORDER BY day").fetchall()]
+        for temp in ("cells", "ev", "sev"):
+            con.execute(f"DROP TABLE {temp}")
+        return run_days
+
+    def _first_retained_day(self, visitor_days: str) -> str:
+        """SQL: the first day of the RETENTION_WEEKS weeks up to the last day of `visitor_days`."""
+        return f"SELECT date_trunc('week', max(day))::DATE - {7 * (RETENTION_WEEKS - 1)} FROM {visitor_days}"
 
     def _quality_gate(self, k: int, run_days: list[Any]) -> None:
         """Great Expectations on what this run is about to publish (the rebuilt days' rows), inside
@@ -771,9 +830,6 @@ ALTER TABLE main.suppressed_cells_daily ADD COLUMN IF NOT EXISTS counted BIGINT 
 ALTER TABLE main.suppressed_cells_daily ADD COLUMN IF NOT EXISTS published BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS main.materialized_with (k INTEGER, tz VARCHAR);
 """
-
-
-MEMORY_LIMIT = "1GB"
 
 
 def _days_sql(column: str, days: list[date]) -> str:

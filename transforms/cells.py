@@ -185,20 +185,22 @@ def count_suppressed(con: duckdb.DuckDBPyConnection, table: str, day: str, cells
                          coalesce(sum({counted}) FILTER (WHERE _subjects < {k}), 0) AS events,
                          coalesce(sum({counted}), 0) AS counted
                   FROM {cells} GROUP BY ALL) c
-            LEFT JOIN (SELECT {day} AS day, sum({counted}) AS published FROM main.{table} GROUP BY ALL) p
+            LEFT JOIN (SELECT {day} AS day, sum({counted}) AS published FROM main.{table}
+                       WHERE {day} IN (SELECT {day} FROM {cells}) GROUP BY ALL) p
             USING (day)"""
     )
 
 
-def publish_retention(con: duckdb.DuckDBPyConnection, k: int) -> None:
+def publish_retention(con: duckdb.DuckDBPyConnection, k: int, visitor_days: str) -> None:
     """`retention_weekly`: per cohort (the week of a consenting subject's first visit within
     the last RETENTION_WEEKS weeks) and weeks since, the cohort's subjects who visited with
-    consent that week; rows under k are suppressed. Rebuilt whole from `st.visitor_days`."""
+    consent that week; rows under k are suppressed. Rebuilt whole from `visitor_days` (the
+    consenting subjects per day of those weeks: subject_pseudonym, day, policy_version)."""
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE weeks AS
-           SELECT subject_pseudonym, date_trunc('week', day)::DATE AS week,
-                  list_distinct(flatten(list(string_split(policy_version, ',')))) AS versions
-           FROM st.visitor_days GROUP BY ALL"""
+        f"""CREATE OR REPLACE TEMP TABLE weeks AS
+            SELECT subject_pseudonym, date_trunc('week', day)::DATE AS week,
+                   list_distinct(flatten(list(string_split(policy_version, ',')))) AS versions
+            FROM {visitor_days} GROUP BY ALL"""
     )
     con.execute(
         """CREATE OR REPLACE TEMP TABLE retention_cells AS

@@ -337,21 +337,24 @@ class FieldPolicy:
 
     # --- applying it ---
 
-    def leak_attempts(self, raw: bytes) -> Counts:
-        """Registration fields a raw message carried (dropped by the models), to count them."""
+    def leak_attempts(self, raws: list[bytes]) -> Counts:
+        """Registration fields the raw messages carried (dropped by the models), to count them."""
         counts: Counts = Counter()
-        if not self._registration or not self._registration_key.search(raw):
-            return counts  # the common case: no second parse
-        try:
-            doc = safejson.loads(raw)
-        except ValueError:
+        if not self._registration:
             return counts
-        if not isinstance(doc, dict):
-            return counts
-        user = doc["user"] if isinstance(doc.get("user"), dict) else {}
-        for name in self._registration:
-            if doc.get(name) not in (None, "") or user.get(name) not in (None, ""):
-                counts[f"leak_attempt:{name}"] += 1
+        for raw in raws:
+            if not self._registration_key.search(raw):
+                continue  # the common case: no second parse
+            try:
+                doc = safejson.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            user = doc["user"] if isinstance(doc.get("user"), dict) else {}
+            for name in self._registration:
+                if doc.get(name) not in (None, "") or user.get(name) not in (None, ""):
+                    counts[f"leak_attempt:{name}"] += 1
         return counts
 
     def consent_gated_columns(self) -> list[str]:

@@ -95,11 +95,14 @@ def test_every_cell_matches_the_independent_model(kafka_bootstrap, topic_prefix,
     for k in (1, 3):
         warehouse = tmp_path / f"wh-k{k}"
         # kafka-python's runs go through Beam even at this size; confluent's call the steps directly,
-        # in this process (k = 1) or, in batches of 50, over the local worker processes (k = 3)
+        # in this process (k = 1) or, in batches of 50, over the local worker processes (k = 3);
+        # k = 3 rebuilds the aggregates a few days at a time
         mode = {"kafka-python": ["--in-process-below", "0"], "confluent": ["--max-batch", "50"] if k == 3 else []}
+        chunks = ["--chunk-events", "150"] if k == 3 else []
         out = ingest(
-            kafka_bootstrap, topic_prefix, warehouse, key_file, "--k", str(k), "--kafka-client", client, *mode[client]
-        )
+            kafka_bootstrap, topic_prefix, warehouse, key_file, "--k", str(k), "--kafka-client", client,
+            *mode[client], *chunks,
+        )  # fmt: skip
         assert "messages read" in out
         expected = {t: rounded(rows) for t, rows in expected_tables(ds, k=k).items()}
         actual = read_tables(warehouse)
@@ -188,12 +191,14 @@ def test_sigkill_at_random_points_changes_nothing(kafka_bootstrap, topic_prefix,
     rng = random.Random(4)
     # TMPDIR: a process killed mid-run leaves Beam's temporary folder behind; keep it in the test's own
     env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key_file), "TMPDIR": str(tmp_path)}
+    # the crashed warehouse rebuilds its aggregates a few days at a time, the reference all at once
+    chunks = ["--chunk-events", "100"]
 
     def kill_and_restart(kills: int) -> None:
         for i in range(kills):  # in turn through Beam, calling its steps directly, over local workers
             mode = [[], ["--in-process-below", "0"], ["--max-batch", "50"]][i % 3]
             proc = subprocess.Popen(
-                ingest_command(kafka_bootstrap, topic_prefix, crashed, "--k", "1", *mode),
+                ingest_command(kafka_bootstrap, topic_prefix, crashed, "--k", "1", *chunks, *mode),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -207,7 +212,7 @@ def test_sigkill_at_random_points_changes_nothing(kafka_bootstrap, topic_prefix,
             while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert not any(Path(f"/proc/{w}").exists() for w in workers), "a local worker outlived its ingest"
-        ingest(kafka_bootstrap, topic_prefix, crashed, key_file, "--k", "1")
+        ingest(kafka_bootstrap, topic_prefix, crashed, key_file, "--k", "1", *chunks)
 
     produce(kafka_bootstrap, topic_prefix, ds.messages)
     ingest(kafka_bootstrap, topic_prefix, reference, key_file, "--k", "1")
