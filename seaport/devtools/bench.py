@@ -11,7 +11,8 @@
    warehouse and on top of the N stored messages: with the incremental commit its cost should not
    depend on what is stored;
 5. prints the peak memory (RSS) summed over this process and every process it started, overall
-   and per phase.
+   and per phase; each timed ingest runs in a process of its own, so its phase's peak is the
+   ingest's alone (its driver, its workers, DuckDB).
 
 Benchmarks are not tests: nothing here asserts a speed.
 
@@ -34,6 +35,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seaport.errors import SeaportError
 from seaport.options import add_kafka_options, positive_float, positive_int
 from seaport.progress import Progress
 
@@ -92,12 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class PeakMemory:
-    """Samples the resident memory of this process and all its descendants, summed; keeps the peak,
-    overall and per phase (`phase` names what the bench is doing)."""
+    """Samples the resident memory of this process and all its descendants, summed (while a timed
+    ingest runs, of the ingest's process and its descendants); keeps the peak, overall and per
+    phase (`phase` names what the bench is doing)."""
 
     def __init__(self, every_s: float = 0.25) -> None:
         self.peak_mib = 0.0
         self.phase = "setting up"
+        self.root: int | None = None  # a process whose tree alone the phase measures (a timed ingest)
         self.peaks: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
@@ -112,7 +116,7 @@ class PeakMemory:
 
     def _run(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
-            mib, phase = _tree_rss_mib(os.getpid()), self.phase
+            mib, phase = _tree_rss_mib(self.root or os.getpid()), self.phase
             self.peak_mib = max(self.peak_mib, mib)
             self.peaks[phase] = max(self.peaks.get(phase, 0.0), mib)
 
@@ -173,9 +177,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"warehouses            {root}   (one per size: warehouse-N)")
         return code
     finally:  # also on failure and Ctrl-C
-        from pipelines.ingest import shutdown_local_workers
-
-        shutdown_local_workers()
         client.close()
         for prefix in prefixes:
             delete_topics(args.bootstrap, prefix)
@@ -247,32 +248,72 @@ def _produce(client: KafkaClient, prefix: str, days: _Days, messages: int, label
     return sent
 
 
-def _ingest(client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, prefix: str, verbose: bool) -> Any:
+def _ingest(memory: PeakMemory, args: argparse.Namespace, warehouse_dir: Path, prefix: str, verbose: bool) -> Any:
+    """One timed ingest run (`ingest_once`, as `seaport ingest` makes it) in a process of its own,
+    so that the phase's peak memory is the ingest's alone (its driver, workers and DuckDB), not
+    the bench's. Returns its RunSummary."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    job = (args.bootstrap, args.kafka_client, args.runner, tuple(args.extra), warehouse_dir, prefix, verbose)
+    child = context.Process(target=_ingest_child, args=(send, *job))
+    child.start()
+    send.close()
+    memory.root = child.pid
+    try:
+        outcome = receive.recv()
+    except EOFError:
+        child.join()
+        outcome = f"the ingest process ended without a summary (exit {child.exitcode})"
+    finally:
+        memory.root = None
+        child.join()
+    if isinstance(outcome, str):
+        raise SeaportError(outcome)
+    return outcome
+
+
+def _ingest_child(
+    send: Any, bootstrap: str, kafka_client: str, runner: str, extra: tuple[str, ...], warehouse_dir: Path,
+    prefix: str, verbose: bool,
+) -> None:  # fmt: skip
+    """In the ingest's own process: the run, its summary sent back (or its error, one line)."""
+    import great_expectations  # noqa: F401 - imported once by a long-lived ingest: not timed
+
     from pipelines.ingest import RunParams, ingest_once, shutdown_local_workers
+    from seaport.kafka.clients import make_client
     from sinks.warehouse import Warehouse
     from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Pseudonymizer
 
-    warehouse = Warehouse(warehouse_dir, late_days=BENCH_LATE_DAYS)
     try:
-        started = time.perf_counter()
-        params = RunParams(
-            bootstrap=args.bootstrap,
-            group=f"{prefix}ingest-{warehouse_dir.name}",
-            prefix=prefix,
-            kafka_client=args.kafka_client,
-            runner=args.runner,
-            beam_args=tuple(args.extra),
-            retention_days=BENCH_RETENTION_DAYS,
-            verbose=verbose,
-        )
-        pseudonymizer = Pseudonymizer.from_key_bytes(BENCH_KEY)
-        summary = ingest_once(client, warehouse, FieldPolicy.load(), pseudonymizer, params)
-        summary.timings["end to end"] = time.perf_counter() - started
-        return summary
-    finally:
-        warehouse.close()
-        shutdown_local_workers()  # each run loads its own policy: its workers serve no later run
+        client = make_client(kafka_client, bootstrap)
+        warehouse = Warehouse(warehouse_dir, late_days=BENCH_LATE_DAYS)
+        try:
+            started = time.perf_counter()
+            params = RunParams(
+                bootstrap=bootstrap,
+                group=f"{prefix}ingest-{warehouse_dir.name}",
+                prefix=prefix,
+                kafka_client=kafka_client,
+                runner=runner,
+                beam_args=extra,
+                retention_days=BENCH_RETENTION_DAYS,
+                verbose=verbose,
+            )
+            pseudonymizer = Pseudonymizer.from_key_bytes(BENCH_KEY)
+            summary = ingest_once(client, warehouse, FieldPolicy.load(), pseudonymizer, params)
+            summary.timings["end to end"] = time.perf_counter() - started
+        finally:
+            warehouse.close()
+            client.close()
+            shutdown_local_workers()  # as `seaport ingest` does: the process ends after
+        send.send(summary)
+    except KeyboardInterrupt:
+        pass  # the bench stops too
+    except Exception as e:  # noqa: BLE001 - reported by the bench, in one line
+        send.send(str(e) if isinstance(e, SeaportError) else f"{type(e).__name__} in the ingest")
 
 
 def _raw_consume(client: KafkaClient, prefix: str, total: int) -> tuple[int, float]:
@@ -309,7 +350,7 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     finally:
         later.close()
     memory.phase = "the increment into an empty warehouse"
-    alone = _ingest(client, args, root / "increment-alone", increment, verbose=False)
+    alone = _ingest(memory, args, root / "increment-alone", increment, verbose=False)
     _report_increment(alone, "into an empty warehouse")
 
     days = _Days(users, args.seed, first_day)
@@ -329,10 +370,10 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
                 shutil.rmtree(warehouse, ignore_errors=True)  # the smaller size's: done with it
             warehouse = root / f"warehouse-{size}"
             memory.phase = f"ingest of {size:,}"
-            summary = _ingest(client, args, warehouse, main, verbose=True)
+            summary = _ingest(memory, args, warehouse, main, verbose=True)
             _progress("the increment on top of it")
             memory.phase = f"the increment on top of {size:,}"
-            on_top = _increment_on_top(client, args, warehouse, main, increment)
+            on_top = _increment_on_top(memory, client, args, warehouse, main, increment)
             produced += on_top.messages  # the increment is now part of the main topics too
             rows.append(_report_size(args, consumed, consume_s, produce_s, summary, on_top))
     finally:
@@ -343,7 +384,7 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
         from seaport.devtools.bench_streaming import measure_freshness
 
         memory.phase = "streaming"
-        measure_freshness(args, client, warehouse, main, root)
+        measure_freshness(args, client, warehouse, main, root, memory)
     return 0
 
 
@@ -393,7 +434,7 @@ def _phase(name: str, seconds: float, messages: int, total_s: float) -> str:
 
 
 def _increment_on_top(
-    client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, main: str, increment: str
+    memory: PeakMemory, client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, main: str, increment: str
 ) -> Any:
     """Ingests the increment's topics into the big warehouse: its positions there are for `main`'s
     topic names, which are the same contract topics, so the increment is read under `main`'s prefix
@@ -410,4 +451,4 @@ def _increment_on_top(
         ]
         if values:
             client.produce(topic_name(topic, main), values)
-    return _ingest(client, args, warehouse_dir, main, verbose=False)
+    return _ingest(memory, args, warehouse_dir, main, verbose=False)

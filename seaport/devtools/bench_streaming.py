@@ -30,13 +30,16 @@ from seaport.errors import SeaportError
 from seaport.progress import Progress
 
 if TYPE_CHECKING:
+    from seaport.devtools.bench import PeakMemory
     from seaport.kafka.clients import KafkaClient
 
 TICK_S = 0.1
 CATCH_UP_S = 300  # after producing, how long the ingest may take to publish the last tick
 
 
-def measure_freshness(args: argparse.Namespace, client: KafkaClient, warehouse: Path, prefix: str, root: Path) -> None:
+def measure_freshness(
+    args: argparse.Namespace, client: KafkaClient, warehouse: Path, prefix: str, root: Path, memory: PeakMemory
+) -> None:
     from seaport.devtools.bench import (
         BENCH_KEY,
         BENCH_LATE_DAYS,
@@ -61,6 +64,7 @@ def measure_freshness(args: argparse.Namespace, client: KafkaClient, warehouse: 
     env = os.environ | {"SEAPORT_PSEUDONYM_KEY_FILE": str(key)}
     log = (root / "streaming-ingest.log").open("w")
     ingest = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    memory.root = ingest.pid  # the phase's peak: the streaming ingest's own
     published: list[tuple[str, float, int]] = []  # (run id, when its line was read, messages)
     first = threading.Event()
     reader = threading.Thread(target=_read_runs, args=(ingest, published, first, log), daemon=True)
@@ -100,6 +104,7 @@ def measure_freshness(args: argparse.Namespace, client: KafkaClient, warehouse: 
         except subprocess.TimeoutExpired:
             ingest.kill()
             ingest.wait()
+        memory.root = None
         reader.join(5)
         log.close()
     _report(args, warehouse, published, marks, sent, produce_s)
