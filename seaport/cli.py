@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from typing import NoReturn
 
 from seaport.errors import SeaportError
+from seaport.options import configure_logging
 
 # command -> (module, one-line help, the stores it touches: checked for residency before it runs)
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -102,8 +102,7 @@ def _parser_for(command: str | None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Libraries (Beam on import, librdkafka) warn about what does not concern users.
-    logging.basicConfig(level=os.environ.get("SEAPORT_LOG_LEVEL", "ERROR").upper(), format="%(levelname)s %(message)s")
+    configure_logging()
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     command = command if command in COMMANDS else None

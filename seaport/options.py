@@ -1,7 +1,7 @@
 """The options and argument types the `seaport` commands share.
 
-Only command modules (those with `add_arguments`) import this; the Kafka layer, transforms and
-sinks never do.
+Only the CLI and the command modules (with `add_arguments`) import this; the Kafka layer,
+transforms and sinks never do.
 """
 
 from __future__ import annotations
@@ -18,6 +18,14 @@ from seaport.errors import SeaportError
 T = TypeVar("T", int, float)
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def configure_logging() -> None:
+    """A command's logging: errors only, unless $SEAPORT_LOG_LEVEL says otherwise (libraries, Beam
+    on import and librdkafka among them, warn about what does not concern users)."""
+    import logging
+
+    logging.basicConfig(level=os.environ.get("SEAPORT_LOG_LEVEL", "ERROR").upper(), format="%(levelname)s %(message)s")
 
 
 def add_kafka_options(parser: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seaport.errors import SeaportError
-from seaport.options import add_kafka_options, positive_float, positive_int
+from seaport.options import add_kafka_options, configure_logging, positive_float, positive_int
 from seaport.progress import Progress
 
 if TYPE_CHECKING:
@@ -279,6 +279,7 @@ def _ingest_child(
     prefix: str, verbose: bool,
 ) -> None:  # fmt: skip
     """In the ingest's own process: the run, its summary sent back (or its error, one line)."""
+    configure_logging()  # as `seaport ingest`
     import great_expectations  # noqa: F401 - imported once by a long-lived ingest: not timed
 
     from pipelines.ingest import RunParams, ingest_once, shutdown_local_workers
