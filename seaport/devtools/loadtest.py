@@ -3,12 +3,15 @@
     seaport loadtest --bootstrap 127.0.0.1:9092 --duration 30 --rate 5000
 
 Starts its own collector (`--workers`, no rate limit, no access log) on a free port, writing to
-fresh topics under a unique prefix on the given broker, then runs `wrk` twice at saturation
-(closed loop: each connection sends its next request when the answer came): pixel GETs, and
-POST /collect batches of 20 events. Then, with `--rate`, pixel GETs at that fixed rate
-(open loop, `seaport.devtools.paced` in its own process): the latency a visitor sees at that
-rate, not the queue that saturation builds. Every pixel is a page view of its own (a unique
-`event_id`) from one of `--visitors` anonymous ids.
+fresh topics under a unique prefix on the given broker. A `--warmup` of pixel GETs comes first and
+is reported on its own row: a broker that has just started answers slowly for its first seconds
+(its JVM is still loading and compiling), and that is not the collector's tail. Then `wrk` runs
+twice in a closed loop (each of `--connections` connections sends its next request when the answer
+came, so requests/s is about connections / latency until the cores are full): pixel GETs, and
+POST /collect batches of 20 events. Then, with `--rate`, pixel GETs at that fixed rate (open
+loop, `seaport.devtools.paced` in its own process): the latency a visitor sees at that rate, not
+the queue a closed loop builds. Every pixel is a page view of its own (a unique `event_id`) from
+one of `--visitors` anonymous ids.
 
 A Lua script counts the answers that carry events (2xx GIFs and `{"accepted": …}`), and the
 topic's end offsets give the events Kafka holds, so the report compares the two. With
@@ -320,10 +323,12 @@ def load_test(
     kinds: tuple[str, ...] = ("pixel", "batch"),
     rate_connections: int = 64,
     prefix: str | None = None,
+    warmup_s: int = 0,
 ) -> dict[str, tuple[WrkResult | dict, int]]:
-    """The wrk runs of `kinds`, then the fixed-rate run when `rate` > 0; per run: (its figures, events
-    that reached the topic during it). A fixed-rate run's figures are `seaport.devtools.paced`'s dict.
-    The topics are made under `prefix` (default: a fresh one)."""
+    """A pixel warm-up of `warmup_s` seconds when above 0 (reported as `warmup`), the wrk runs of
+    `kinds`, then the fixed-rate run when `rate` > 0; per run: (its figures, events that reached the
+    topic during it). A fixed-rate run's figures are `seaport.devtools.paced`'s dict. The topics are
+    made under `prefix` (default: a fresh one)."""
     from seaport.kafka.topics import create_topics, topic_name
 
     prefix = prefix or f"load{uuid.uuid4().hex[:8]}."
@@ -331,13 +336,15 @@ def load_test(
     beacons = topic_name("beacons.raw", prefix)
     results: dict[str, tuple[WrkResult | dict, int]] = {}
     options = ("--rate-limit", "0", "--no-access-log", "--workers", str(workers))
+    runs = [("warmup", "pixel", warmup_s)] if warmup_s else []
+    runs += [(kind, kind, duration_s) for kind in kinds]
     with running_collector(bootstrap, prefix, *options) as base_url:
-        for kind in kinds:
+        for name, kind, seconds in runs:
             before = topic_events(bootstrap, beacons)
             result = run_wrk(
-                base_url, kind, duration_s, connections, requests_per_thread=requests_per_thread, visitors=visitors
+                base_url, kind, seconds, connections, requests_per_thread=requests_per_thread, visitors=visitors
             )
-            results[kind] = (result, settled_topic_events(bootstrap, beacons) - before)
+            results[name] = (result, settled_topic_events(bootstrap, beacons) - before)
         if rate:
             before = topic_events(bootstrap, beacons)
             paced = run_paced(base_url, rate, duration_s, rate_connections, visitors)
@@ -347,7 +354,7 @@ def load_test(
 
 def report(results: dict[str, tuple[WrkResult | dict, int]]) -> str:
     lines = [
-        f"{'run':<28}{'requests/s':>11}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'run':<32}{'requests/s':>11}{'events/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'2xx event answers':>19}{'events on topic':>17}{'errors':>8}"
     ]
     paced = None
@@ -357,14 +364,18 @@ def report(results: dict[str, tuple[WrkResult | dict, int]]) -> str:
             label = f"pixel GET at {r['rate']}/s"
             errors = r["answered"] - r["gifs_2xx"] + r["failed"] + r["sent"] - r["answered"]
             lines.append(
-                f"{label:<28}{r['sent_per_s']:>11.0f}{r['gifs_2xx'] / r['duration_s']:>10.0f}{r['p50_ms']:>8.2f}"
+                f"{label:<32}{r['sent_per_s']:>11.0f}{r['gifs_2xx'] / r['duration_s']:>10.0f}{r['p50_ms']:>8.2f}"
                 f"{r['p99_ms']:>8.2f}{r['gifs_2xx']:>19}{on_topic:>17}{errors:>8}"
             )
             continue
-        per = 1 if kind == "pixel" else BATCH_EVENTS
-        label = "pixel GET, saturation" if kind == "pixel" else f"POST /collect ×{BATCH_EVENTS}, saturation"
+        per = BATCH_EVENTS if kind == "batch" else 1
+        label = {
+            "warmup": "pixel GET, warm-up",
+            "pixel": "pixel GET, closed loop",
+            "batch": f"POST /collect ×{BATCH_EVENTS}, closed loop",
+        }[kind]
         lines.append(
-            f"{label:<28}{r.requests_per_s:>11.0f}{r.requests_per_s * per:>10.0f}{r.p50_ms:>8.2f}"
+            f"{label:<32}{r.requests_per_s:>11.0f}{r.requests_per_s * per:>10.0f}{r.p50_ms:>8.2f}"
             f"{r.p99_ms:>8.2f}{r.event_answers * per:>19}{on_topic:>17}{r.errors:>8}"
         )
     if paced is not None:
@@ -378,13 +389,15 @@ def report(results: dict[str, tuple[WrkResult | dict, int]]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Load-test the collector on loopback. Two wrk runs at saturation (closed loop, --connections "
-        "connections each waiting for its answer: the most requests/s it can do, and a p99 that is mostly "
-        "the queue saturation builds): pixel GETs and POST /collect batches of 20. Then pixel GETs at a "
-        "fixed --rate (open loop: request i is due at i/rate seconds whatever came before, its latency "
-        "counts from when it was due): the p50/p99 a visitor sees at that rate. Every pixel is its own "
-        "page view (unique event_id) from one of --visitors anonymous ids. Each run reports the 2xx "
-        "answers that carried events beside the events the topic received."
+        "Load-test the collector on loopback. First --warmup seconds of pixel GETs, reported on their own "
+        "row (a broker that has just started answers slowly for its first seconds). Then two wrk runs in a "
+        "closed loop (--connections connections, each sending its next request when the answer came: "
+        "requests/s is about connections / latency until the cores are full, and the p99 includes the "
+        "queue that builds): pixel GETs and POST /collect batches of 20. Then pixel GETs at a fixed --rate "
+        "(open loop: request i is due at i/rate seconds whatever came before, its latency counts from when "
+        "it was due): the p50/p99 a visitor sees at that rate. Every pixel is its own page view (unique "
+        "event_id) from one of --visitors anonymous ids. Each run reports the 2xx answers that carried "
+        "events beside the events the topic received."
     )
     parser.add_argument(
         "--bootstrap",
@@ -393,7 +406,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--duration", type=positive_int, default=30, help="seconds per run (default: %(default)s)")
     parser.add_argument(
-        "--connections", type=positive_int, default=32, help="wrk connections, saturation runs (default: %(default)s)"
+        "--connections", type=positive_int, default=64, help="wrk connections, closed-loop runs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=number_type(int, lambda n: n >= 0, "a whole number of seconds, 0 or more"),
+        default=10,
+        help="seconds of pixel GETs before the measured runs, reported on their own row; 0 skips it "
+        "(default: %(default)s)",
     )
     parser.add_argument("--workers", type=positive_int, default=2, help="collector processes (default: %(default)s)")
     parser.add_argument(
@@ -432,10 +452,11 @@ def run(args: argparse.Namespace) -> int:
         visitors=args.visitors,
         kinds=kinds,
         rate_connections=args.rate_connections,
+        warmup_s=args.warmup,
     )
     print(
         f"collector: {args.workers} worker(s); broker on {args.bootstrap}; loopback; {args.duration}s per run; "
-        f"wrk at saturation: 1 thread, {args.connections} connections; fixed rate: {args.rate_connections} "
+        f"wrk closed loop: 1 thread, {args.connections} connections; warm-up {args.warmup}s; fixed rate: {args.rate_connections} "
         f"connections; pixels from {args.visitors} visitors, each a unique event id"
     )
     print(report(results))

@@ -27,7 +27,7 @@ from seaport.collector.events import beacon_from_query
 from seaport.collector.limits import RateLimiter, client_ip, parse_networks
 from seaport.collector.metrics import CollectorMetrics
 from seaport.devtools.broker import Broker, free_port
-from seaport.devtools.loadtest import load_test, running_collector, topic_events
+from seaport.devtools.loadtest import load_test, report, running_collector, topic_events
 from seaport.devtools.replay import replay_over_http
 from seaport.kafka.clients import make_client
 from seaport.kafka.topics import create_topics, topic_name
@@ -519,14 +519,24 @@ def test_kafka_stopped_answers_503_and_restarted_accepts_again_nothing_lost(tmp_
 
 
 def test_load_events_on_topic_equal_2xx_answers(kafka_bootstrap: str) -> None:
-    """A short, bounded wrk run: each of the 2xx answers wrk got is one event (or 20) on the topic."""
-    results = load_test(kafka_bootstrap, duration_s=4, connections=8, workers=1, requests_per_thread=600)
+    """Short, bounded wrk runs, the warm-up first: each of the 2xx answers wrk got is one event (or 20)
+    on the topic, and the report has a row per run."""
+    results = load_test(kafka_bootstrap, duration_s=4, connections=8, workers=1, requests_per_thread=600, warmup_s=2)
+    assert list(results) == ["warmup", "pixel", "batch"]
+    warmup, warmup_on_topic = results["warmup"]
+    assert warmup_on_topic == warmup.event_answers >= 599 and warmup.errors == 0
     pixel, pixel_on_topic = results["pixel"]
     batch, batch_on_topic = results["batch"]
     assert pixel.event_answers == 600 - 1 or pixel.event_answers == 600
     assert pixel_on_topic == pixel.event_answers and pixel.errors == 0
     assert batch_on_topic == batch.event_answers * 20 and batch.event_answers >= 599
     assert pixel.p99_ms > 0 and pixel.requests_per_s > 0
+    rows = report(results).splitlines()
+    assert [row.split("  ")[0] for row in rows[1:]] == [
+        "pixel GET, warm-up",
+        "pixel GET, closed loop",
+        "POST /collect ×20, closed loop",
+    ]
 
 
 def test_load_pixels_come_from_many_visitors_each_a_unique_event(kafka_bootstrap: str) -> None:
