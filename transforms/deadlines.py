@@ -35,7 +35,13 @@ def legal_day(instant: datetime) -> date:
 def due_by(received: datetime) -> date:
     """The last day to complete a request received at `received`: the 15th working day after
     the day it arrived (the day of receipt does not count, even when it is a working day)."""
-    return _calendar().get_nth_working_day(legal_day(received), ERASURE_WORKING_DAYS)
+    return _due_after(legal_day(received))
+
+
+@lru_cache(maxsize=4096)
+def _due_after(day: date) -> date:
+    # every run lists every request's due date: computed once per day of receipt
+    return _calendar().get_nth_working_day(day, ERASURE_WORKING_DAYS)
 
 
 def working_days_left(due: date, today: date) -> int:
