@@ -174,3 +174,38 @@ def test_bench_interrupted_leaves_no_topics_behind(kafka_bootstrap):
         bench.kill()
         bench.wait()
     assert bench_topics(kafka_bootstrap) <= before
+
+
+def test_bench_streaming_reads_each_run_and_its_phases_from_the_ingest_output(capsys):
+    """The streaming bench reads `seaport ingest`'s own run lines: when each run published, how
+    many messages it read, and its phases; then reports the median run."""
+    import io
+    import threading
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from pipelines.ingest import format_summary
+    from seaport.devtools.bench_streaming import _read_runs, _report_runs
+    from sinks.warehouse import OffsetRange, RunSummary
+
+    def run(n: int, read_s: float) -> str:
+        summary = RunSummary(
+            f"r{n}", datetime.now(UTC), [OffsetRange("beacons.raw", "beacons.raw", 0, 0, n)], messages=n,
+            rows={"page_views_daily": 3}, suppressed={"page_views_daily": 0},
+            timings={f"reading and protecting {n:,} messages": read_s, "storing": 0.4, "publishing the aggregates": 1.5},
+        )  # fmt: skip
+        return format_summary(summary, Path("wh")) + "\n"
+
+    class Ingest:
+        stdout = io.StringIO(run(120_000, 2.5) + run(1_000, 0.5) + run(90_000, 2.0) + "ingest: caught up\n")
+
+    published: list = []
+    phases: list = []
+    _read_runs(Ingest(), published, phases, threading.Event(), io.StringIO())  # type: ignore[arg-type]
+    assert [(run_id, n) for run_id, _, n in published] == [("r120000", 120_000), ("r1000", 1_000), ("r90000", 90_000)]
+    assert phases[0] == {"reading and protecting": 2.5, "storing": 0.4, "publishing the aggregates": 1.5}
+    _report_runs(published, phases)
+    assert capsys.readouterr().out == (
+        "a run (medians of 3): 90,000 messages; reading and protecting 2.0 s, storing 0.4 s, "
+        "publishing the aggregates 1.5 s\n"
+    )
