@@ -264,11 +264,12 @@ def _ingest(memory: PeakMemory, args: argparse.Namespace, warehouse_dir: Path, p
     try:
         outcome = receive.recv()
     except EOFError:
-        child.join()
-        outcome = f"the ingest process ended without a summary (exit {child.exitcode})"
+        outcome = None
     finally:
         memory.root = None
         child.join()
+    if outcome is None:
+        outcome = f"the ingest process ended without a summary (exit {child.exitcode})"
     if isinstance(outcome, str):
         raise SeaportError(outcome)
     return outcome
