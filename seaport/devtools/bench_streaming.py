@@ -28,6 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seaport.devtools.bench import phase_name
 from seaport.errors import SeaportError
 from seaport.progress import Progress
 
@@ -135,10 +136,8 @@ def _read_runs(
         if line.startswith("ingest run ") and len(words) > 3 and words[3].isdigit():
             published.append((words[2].rstrip(":"), time.monotonic(), int(words[3])))
         elif line.startswith("  took: "):
-            took = (
-                re.fullmatch(r"(.+?)(?: [\d,]+ messages)? ([\d.]+) s", part) for part in line[8:].strip().split(", ")
-            )
-            phases.append({m[1]: float(m[2]) for m in took if m})
+            took = (re.fullmatch(r"(.+) ([\d.]+) s", part) for part in line[8:].strip().split(", "))
+            phases.append({phase_name(m[1]): float(m[2]) for m in took if m})
         first.set()  # its first line: started, and caught up
 
 
