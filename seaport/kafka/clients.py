@@ -300,6 +300,10 @@ class ConfluentClient:
                     # A fetch in flight on the previous range waits this long before the next one
                     # starts: 100 ms cost a run of small ranges a tenth of a second per partition.
                     "fetch.wait.max.ms": 10,
+                    # A partition whose local queue is full waits this long before its next fetch
+                    # (librdkafka's default is 1 s): a new range on a reused reader stalled a second
+                    # before its first batch.
+                    "fetch.queue.backoff.ms": 10,
                 }
             )
         return self._reader
