@@ -172,11 +172,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--in-process-below",
         type=number_type(int, lambda n: n >= 0, "a whole number, 0 or more"),
-        default=IN_PROCESS_BELOW,
+        default=None,
         metavar="N",
         help="on the in-process runner, a run of fewer than N messages calls the pipeline's steps "
         "directly instead of starting Beam (seconds of start-up a streaming poll must not pay); "
-        "0: always Beam (default: %(default)s)",
+        f"0: always Beam (default: {IN_PROCESS_BELOW:,}; with --streaming every run, on the "
+        "local worker processes it keeps between runs)",
     )
     parser.set_defaults(accepts_extra=True)
 
@@ -225,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         beam_args=tuple(args.extra),
         retention_days=args.security_retention_days,
         max_batch=args.max_batch,
-        in_process_below=args.in_process_below,
+        in_process_below=_in_process_below(args),
         verbose=sys.stderr.isatty(),
     )
     stop = _StopFlag()
@@ -524,6 +525,16 @@ def _stage_piece(piece: OffsetRange, staging: str) -> Counter[str]:
         for element in reader.process(piece):
             total.update(stage_batch(*element, policy, pseudonymizer, Path(staging))[0])
     return total
+
+
+def _in_process_below(args: argparse.Namespace) -> int:
+    """`--in-process-below` as given; by default 200,000, and under `--streaming` every run: a
+    long-lived ingest keeps its local workers, so a big poll neither pays Beam's start-up nor stops
+    the workers the next poll needs (265,450 messages, each in a fresh process: reading 7.2–7.3 s
+    on the workers, 7.8–9.6 s through Beam)."""
+    if args.in_process_below is not None:
+        return int(args.in_process_below)
+    return sys.maxsize if args.streaming else IN_PROCESS_BELOW
 
 
 def uses_beam(params: RunParams, messages: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -10,7 +11,16 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.ingest import ValidateAndProtect, protect_batch, split_range
+from pipelines.ingest import (
+    IN_PROCESS_BELOW,
+    RunParams,
+    ValidateAndProtect,
+    _in_process_below,
+    add_arguments,
+    protect_batch,
+    split_range,
+    uses_beam,
+)
 from seaport.kafka.clients import Record
 from sinks.warehouse import OffsetRange
 from transforms.policy import POLICY_PATH, FieldPolicy
@@ -150,3 +160,22 @@ def test_poison_messages_become_dead_letters_and_the_batch_goes_on(tmp_path: Pat
     ]
     written = json.dumps(letters, default=str)
     assert "c-test-" not in written and "o-canary" not in written and all(d["subject_pseudonym"] for d in letters)
+
+
+def test_a_streaming_ingest_runs_every_poll_on_its_kept_workers_unless_told_otherwise() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    def beam_for(messages: int, *argv: str) -> bool:
+        args = parser.parse_args(list(argv))
+        params = RunParams(
+            bootstrap="127.0.0.1:1", group="g", runner=args.runner, in_process_below=_in_process_below(args)
+        )
+        return uses_beam(params, messages)
+
+    big = 10 * IN_PROCESS_BELOW
+    assert beam_for(IN_PROCESS_BELOW, "--until-caught-up") and not beam_for(IN_PROCESS_BELOW - 1, "--until-caught-up")
+    assert not beam_for(big, "--streaming")
+    assert beam_for(big, "--streaming", "--in-process-below", "1000")
+    assert beam_for(1, "--streaming", "--in-process-below", "0")
+    assert beam_for(1, "--streaming", "--runner", "DirectRunner")
