@@ -69,6 +69,7 @@ from seaport.progress import Progress
 from sinks import trail
 from sinks.warehouse import (
     CHUNK_EVENTS,
+    LATE_DAYS,
     STAGED_SCHEMAS,
     OffsetRange,
     RunSummary,
@@ -144,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--late-days",
         type=positive_int,
-        default=7,
+        default=LATE_DAYS,
         help="days before the latest event time seen that events, consent changes and erasures still "
         "change published cells; older ones are counted (ingest_runs.too_late), not applied, and the "
         "per-event facts of those days are purged (default: %(default)s)",

@@ -59,6 +59,7 @@ from transforms.holds import held_sql, holds_table, load_holds
 # DuckDB's buffers, beside the ingest's ~350 MiB of Python (Beam, Great Expectations, pandas): at
 # 1 GB the 10 M-event bench ingest peaked at 1,480 MiB storing and publishing, over 1.5 GB.
 MEMORY_LIMIT = "768MB"
+LATE_DAYS = 7  # the default late window (`--late-days`)
 # The most stored events one step of the aggregates' rebuild reads (its days' events, with
 # their sessions' events, are held in memory together).
 CHUNK_EVENTS = 500_000
@@ -231,7 +232,7 @@ class Warehouse:
         root: Path,
         tz: str = "Asia/Shanghai",
         k: int = 5,
-        late_days: int = 7,
+        late_days: int = LATE_DAYS,
         security_dir: Path | None = None,
         chunk_events: int = CHUNK_EVENTS,
     ):
@@ -498,6 +499,15 @@ class Warehouse:
         # The late window: facts of closed days are personal data with no purpose left (they can no
         # longer change a published cell), so they go.
         con.execute(f"DELETE FROM st.analytics_events WHERE ts < {opened}")
+        # Of the consent ledger before the open days, only each subject's latest change still
+        # decides anything there (consent at an open day's event time, where a minor's block ends);
+        # the ones it supersedes go. A late change for a closed day comes and goes the same way.
+        con.execute(
+            f"""DELETE FROM st.consent_changes WHERE (source_partition, source_offset) IN (
+                SELECT source_partition, source_offset FROM st.consent_changes WHERE ts < {opened}
+                QUALIFY row_number() OVER (PARTITION BY subject_pseudonym
+                                           ORDER BY ts DESC, source_partition DESC, source_offset DESC) > 1)"""
+        )
         for r in summary.ranges:
             con.execute("INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)", [r.topic, r.partition, r.end])
         # by name: each column of st.runs that a RunSummary field of that name fills (the DDL decides)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from seaport.errors import SeaportError
 from seaport.options import add_kafka_options, configure_logging, positive_float, positive_int
 from seaport.progress import Progress
+from sinks.warehouse import LATE_DAYS
 
 if TYPE_CHECKING:
     from seaport.kafka.clients import KafkaClient
@@ -89,6 +90,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_float,
         default=0.5,
         help="--streaming: the ingest's pause between runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--state-days",
+        type=positive_int,
+        metavar="N",
+        help="instead of the sizes: N simulated days of --users visitors, one ingest run per day into one "
+        "warehouse, and what it stores after each (the facts stay bounded by the late window)",
+    )
+    parser.add_argument(
+        "--late-days",
+        type=positive_int,
+        default=LATE_DAYS,
+        help="--state-days: the ingest's late window (default: %(default)s, as seaport ingest)",
     )
     parser.set_defaults(accepts_extra=True)
 
@@ -171,7 +185,12 @@ def run(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="seaport-bench-"))
     try:
         with PeakMemory() as memory:
-            code = _bench(args, client, prefixes, root, memory)
+            if args.state_days:
+                from seaport.devtools.bench_state import measure_state
+
+                code = measure_state(args, client, prefixes[0], root, memory)
+            else:
+                code = _bench(args, client, prefixes, root, memory)
         memory.report()
         if args.keep:
             print(f"warehouses            {root}   (one per size: warehouse-N)")
@@ -234,21 +253,35 @@ def _simulate_star(job: tuple[int, int, date]) -> dict[str, list[bytes]]:
 
 def _produce(client: KafkaClient, prefix: str, days: _Days, messages: int, label: str) -> int:
     """Simulated days into the topics under `prefix` until about `messages` more are sent."""
-    from seaport.kafka.topics import message_key, topic_name
-
     sent = 0
     with Progress(f"[bench] {label}", total=messages) as bar:
         while sent < messages:
             for day in days.take(max(1, -(-(messages - sent) // (days.users * MESSAGES_PER_VISITOR_DAY)))):
-                for topic, values in day.items():
-                    if values:
-                        n = client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
-                        sent += n
-                        bar.update(n)
+                n = _send_day(client, prefix, day)
+                sent += n
+                bar.update(n)
     return sent
 
 
-def _ingest(memory: PeakMemory, args: argparse.Namespace, warehouse_dir: Path, prefix: str, verbose: bool) -> Any:
+def _send_day(client: KafkaClient, prefix: str, day: dict[str, list[bytes]]) -> int:
+    """One simulated day's messages to their topics under `prefix`; returns how many."""
+    from seaport.kafka.topics import message_key, topic_name
+
+    return sum(
+        client.produce(topic_name(topic, prefix), [(message_key(topic, v), v) for v in values])
+        for topic, values in day.items()
+        if values
+    )
+
+
+def _ingest(
+    memory: PeakMemory,
+    args: argparse.Namespace,
+    warehouse_dir: Path,
+    prefix: str,
+    verbose: bool,
+    late_days: int = BENCH_LATE_DAYS,
+) -> Any:
     """One timed ingest run (`ingest_once`, as `seaport ingest` makes it) in a process of its own,
     so that the phase's peak memory is the ingest's alone (its driver, workers and DuckDB), not
     the bench's. Returns its RunSummary."""
@@ -256,7 +289,7 @@ def _ingest(memory: PeakMemory, args: argparse.Namespace, warehouse_dir: Path, p
 
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    job = (args.bootstrap, args.kafka_client, args.runner, tuple(args.extra), warehouse_dir, prefix, verbose)
+    job = (args.bootstrap, args.kafka_client, args.runner, tuple(args.extra), warehouse_dir, prefix, verbose, late_days)
     child = context.Process(target=_ingest_child, args=(send, *job))
     child.start()
     send.close()
@@ -277,7 +310,7 @@ def _ingest(memory: PeakMemory, args: argparse.Namespace, warehouse_dir: Path, p
 
 def _ingest_child(
     send: Any, bootstrap: str, kafka_client: str, runner: str, extra: tuple[str, ...], warehouse_dir: Path,
-    prefix: str, verbose: bool,
+    prefix: str, verbose: bool, late_days: int,
 ) -> None:  # fmt: skip
     """In the ingest's own process: the run, its summary sent back (or its error, one line)."""
     configure_logging()  # as `seaport ingest`
@@ -291,7 +324,7 @@ def _ingest_child(
 
     try:
         client = make_client(kafka_client, bootstrap)
-        warehouse = Warehouse(warehouse_dir, late_days=BENCH_LATE_DAYS)
+        warehouse = Warehouse(warehouse_dir, late_days=late_days)
         try:
             started = time.perf_counter()
             params = RunParams(

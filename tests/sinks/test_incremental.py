@@ -169,3 +169,57 @@ def test_an_event_sent_again_is_stored_once_and_its_id_at_another_time_is_anothe
     assert con.execute("SELECT sum(duplicates), sum(events_stored) FROM ingest_runs").fetchone() == (2, 2)
     assert sorted(r[0] for r in con.execute("SELECT views FROM page_views_hourly").fetchall()) == [1, 1]
     con.close()
+
+
+def _consent(ts: datetime, subject: str, analytics: str, **minor: object) -> bytes:
+    change = {"schema": "consent/1", "ts": ts.isoformat().replace("+00:00", "Z"), "subject": {"anonymous_id": subject}}
+    return json.dumps(change | {"analytics": analytics} | minor).encode()
+
+
+def test_the_late_window_keeps_of_the_consent_ledger_only_what_decides_the_open_days(
+    kafka_bootstrap, tmp_path, key_file
+):
+    """Before the open days each subject keeps its latest consent change, which still decides
+    consent at the time of its events in the open days; the changes it superseded go."""
+    prefix = f"c{uuid.uuid4().hex[:8]}."
+    create_topics(kafka_bootstrap, prefix)
+    day0 = datetime(2026, 11, 1, 4, tzinfo=UTC)
+    warehouse = tmp_path / "wh"
+    run = ("--k", "1", "--late-days", "3")
+    hour = timedelta(hours=1)
+    produce(
+        kafka_bootstrap,
+        prefix,
+        {
+            "consent.events": [
+                _consent(day0, "c-a", "granted"),
+                _consent(day0 + hour, "c-a", "withdrawn"),
+                _consent(day0 + 2 * hour, "c-a", "granted"),  # a's latest before day 10's window
+                _consent(day0 + hour, "c-b", "granted", minor=True, guardian_consent=None),
+                _consent(day0 + 2 * hour, "c-b", "granted", minor=True, guardian_consent=True),
+                _consent(day0 + hour, "c-c", "granted"),
+                _consent(day0 + 2 * hour, "c-c", "withdrawn"),
+            ],
+            "beacons.raw": [_view(i, day0 + 3 * hour, s) for i, s in enumerate(("c-a", "c-b", "c-c"))],
+        },
+    )
+    ingest(kafka_bootstrap, prefix, warehouse, key_file, *run)
+
+    def ledger() -> list[str]:
+        with duckdb.connect(str(warehouse / "state.duckdb"), read_only=True) as con:
+            return [a for (a,) in con.execute("SELECT analytics FROM consent_changes ORDER BY ts").fetchall()]
+
+    assert len(ledger()) == 7  # every change still decides an open day
+
+    # ten days later (day 0 closes), then a late change for day 0, older than a's latest
+    later = day0 + timedelta(days=10)
+    produce(kafka_bootstrap, prefix, {"beacons.raw": [_view(10 + i, later, s) for i, s in enumerate(("c-a", "c-b", "c-c"))]})  # fmt: skip
+    ingest(kafka_bootstrap, prefix, warehouse, key_file, *run)
+    assert sorted(ledger()) == ["granted", "granted", "withdrawn"]  # one change per subject
+    produce(kafka_bootstrap, prefix, {"consent.events": [_consent(day0 + hour / 2, "c-a", "withdrawn")]})
+    ingest(kafka_bootstrap, prefix, warehouse, key_file, *run)
+    assert sorted(ledger()) == ["granted", "granted", "withdrawn"]
+
+    # day 10 counted a (granted), b (a minor with a guardian's consent), not c (withdrawn)
+    day10 = [r for r in read_tables(warehouse)["page_views_daily"] if r[0] == later.date()]
+    assert [(r[2], r[3]) for r in day10] == [(3, 2)]  # views, visitors
