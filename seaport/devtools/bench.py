@@ -95,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state-days",
         type=positive_int,
         metavar="N",
-        help="instead of the sizes: N simulated days of --users visitors, one ingest run per day into one "
+        help="instead of the sizes and --streaming: N simulated days of --users visitors, one ingest run per day into one "
         "warehouse, and what it stores after each (the facts stay bounded by the late window)",
     )
     parser.add_argument(
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                 code = _bench(args, client, prefixes, root, memory)
         memory.report()
         if args.keep:
-            print(f"warehouses            {root}   (one per size: warehouse-N)")
+            print(f"warehouses            {root}   (warehouse-N per size, warehouse-state for --state-days)")
         return code
     finally:  # also on failure and Ctrl-C
         client.close()
