@@ -56,8 +56,9 @@ from transforms.consent import (
 from transforms.deadlines import due_by
 from transforms.holds import held_sql, holds_table, load_holds
 
-# DuckDB's buffers, beside the ingest's ~350 MiB of Python (Beam, Great Expectations, pandas): at
-# 1 GB the 10 M-event bench ingest peaked at 1,480 MiB storing and publishing, over 1.5 GB.
+# DuckDB's buffers, beside the ingest's ~350 MiB of Python (Beam, Great Expectations, pandas). In
+# the 10 M-event bench ingest the driver reached 1,432 MiB storing and publishing at 1 GB, and
+# 1,224 MiB at 768 MB (under the ~1,330 MiB of the driver and Beam's two workers reading).
 MEMORY_LIMIT = "768MB"
 LATE_DAYS = 7  # the default late window (`--late-days`)
 # The most stored events one step of the aggregates' rebuild reads (its days' events, with
