@@ -49,6 +49,7 @@ from transforms.consent import (
     blocks_join,
     blocks_sql,
     events_with_consent_sql,
+    forget_superseded_consent,
     minor_blocks_sql,
     unlink_erased_subjects,
     withhold_profiles_without_consent,
@@ -500,15 +501,7 @@ class Warehouse:
         # The late window: facts of closed days are personal data with no purpose left (they can no
         # longer change a published cell), so they go.
         con.execute(f"DELETE FROM st.analytics_events WHERE ts < {opened}")
-        # Of the consent ledger before the open days, only each subject's latest change still
-        # decides anything there (consent at an open day's event time, where a minor's block ends);
-        # the ones it supersedes go. A late change for a closed day comes and goes the same way.
-        con.execute(
-            f"""DELETE FROM st.consent_changes WHERE (source_partition, source_offset) IN (
-                SELECT source_partition, source_offset FROM st.consent_changes WHERE ts < {opened}
-                QUALIFY row_number() OVER (PARTITION BY subject_pseudonym
-                                           ORDER BY ts DESC, source_partition DESC, source_offset DESC) > 1)"""
-        )
+        forget_superseded_consent(con, "st.consent_changes", opened)
         for r in summary.ranges:
             con.execute("INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)", [r.topic, r.partition, r.end])
         # by name: each column of st.runs that a RunSummary field of that name fills (the DDL decides)

@@ -11,9 +11,10 @@ The rules live here once, as SQL that the warehouse runs over its own tables:
 - R8: an erased subject counts nowhere from the request on, replays of old offsets included;
   aggregates published before it hold no identifier and stay as they were.
 
-Two of them also act, inside the warehouse's commit: `unlink_erased_subjects` (R8: an erased
-subject's facts keep no link to the person) and `withhold_profiles_without_consent` (R2: profile
-dimensions only on events with consent at their time). k-anonymity of what is published is
+Three of them also act, inside the warehouse's commit: `unlink_erased_subjects` (R8: an erased
+subject's facts keep no link to the person), `withhold_profiles_without_consent` (R2: profile
+dimensions only on events with consent at their time) and `forget_superseded_consent` (the late
+window: the ledger keeps what still decides the open days). k-anonymity of what is published is
 `transforms/cells.py`.
 
 Each store keeps these facts under its own purpose's pseudonyms (R1: the analytics and security
@@ -121,6 +122,20 @@ def unlink_erased_subjects(con: duckdb.DuckDBPyConnection) -> None:
             f"""UPDATE {table} e SET subject_pseudonym = t.token FROM erased_tokens t
                 WHERE e.subject_pseudonym = t.subject_pseudonym"""
         )
+
+
+def forget_superseded_consent(con: duckdb.DuckDBPyConnection, consent_table: str, before: str) -> None:
+    """The late window (R2, R3, R9): of the changes before the instant `before` (SQL), each subject
+    keeps its latest in the ledger's order (`ts`, then partition and offset, as `minor_blocks_sql`
+    reads it). Only that one still decides anything from `before` on: consent at an event's time,
+    and where a minor's block ends. The changes it supersedes go; a late change for a closed day
+    comes and goes the same way."""
+    con.execute(
+        f"""DELETE FROM {consent_table} WHERE (source_partition, source_offset) IN (
+            SELECT source_partition, source_offset FROM {consent_table} WHERE ts < {before}
+            QUALIFY row_number() OVER (PARTITION BY subject_pseudonym
+                                       ORDER BY ts DESC, source_partition DESC, source_offset DESC) > 1)"""
+    )
 
 
 def withhold_profiles_without_consent(
