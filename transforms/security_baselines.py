@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from transforms.consent import minor_blocks_sql
+
 SUMMARY_DDL = """
 CREATE TABLE IF NOT EXISTS security_entity_days (
     day DATE, entity_kind VARCHAR, entity VARCHAR,
@@ -211,14 +213,30 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute(query, [name]).fetchall()[0][0])
 
 
-def forget_blocked_subjects(con: duckdb.DuckDBPyConnection) -> None:
-    """R8, R9: summaries hold rows per subject, so erased subjects and minors leave them too."""
-    blocked = [f"SELECT subject_pseudonym FROM {t}" for t in ("erasures", "minor_flags") if _has_table(con, t)]
-    if not blocked:
+def forget_blocked_subjects(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
+    """R8, R9: summaries hold rows per subject, so an erased subject leaves them, and a minor
+    without a guardian's consent leaves every day up to the end of the block (`blocks_sql`, as
+    the warehouse deletes their events). Anyone else whose consent changed stays."""
+    parts = []
+    if _has_table(con, "erasures"):
+        parts.append("SELECT subject_pseudonym, 'infinity'::TIMESTAMPTZ AS blocked_until FROM erasures")
+    if _has_table(con, "minor_flags"):
+        parts.append(f"SELECT * FROM ({minor_blocks_sql('minor_flags')})")
+    if not parts:
         return
-    union = " UNION ".join(blocked)
-    con.execute(f"DELETE FROM security_entity_days WHERE entity_kind = 'subject' AND entity IN ({union})")
-    con.execute(f"DELETE FROM security_subject_links WHERE subject IN ({union})")
+    con.execute("CREATE OR REPLACE TEMP TABLE summary_blocks AS " + " UNION ALL ".join(parts))
+    # a day that began before the block ended may hold blocked events: its row goes
+    began_blocked = "day::TIMESTAMP < timezone(?, b.blocked_until)"
+    con.execute(
+        f"""DELETE FROM security_entity_days USING summary_blocks b
+            WHERE entity_kind = 'subject' AND entity = b.subject_pseudonym AND {began_blocked}""",
+        [timezone],
+    )
+    con.execute(
+        f"""DELETE FROM security_subject_links USING summary_blocks b
+            WHERE subject = b.subject_pseudonym AND {began_blocked}""",
+        [timezone],
+    )
 
 
 def refresh_summaries(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: BaselineConfig) -> dict[str, int]:
@@ -229,7 +247,7 @@ def refresh_summaries(con: duckdb.DuckDBPyConnection, window: DayWindow, cfg: Ba
     Day D's events are loaded once, as the temp table `day_events` the detectors read, and
     summarized from there."""
     con.execute(SUMMARY_DDL)
-    forget_blocked_subjects(con)
+    forget_blocked_subjects(con, window.timezone)
     first, end = window.bounds(window.first_baseline_day)[0], window.bounds()[1]
     counts: dict[dt.date, int] = {}
     if _has_table(con, "security_events"):

@@ -267,3 +267,40 @@ def test_persons_visit_is_deterministic() -> None:
     a, b = Town.make(3), Town.make(3)
     assert a.day(D) == b.day(D)
     assert isinstance(Person.make(random.Random(1)).hours[0], int)
+
+
+def test_baselines_forget_minors_and_erased_subjects_not_everyone_whose_consent_changed(
+    store: Store, town: Town
+) -> None:
+    """R8, R9: a minor without a guardian's consent, until the change that ends the block, and an
+    erased subject leave the summaries; an adult who withdrew (or granted) consent stays in them,
+    or account takeover could never be found for them."""
+    adult, minor, erased = town.people[20], town.people[21], town.people[22]
+    guardian_day = D - dt.timedelta(days=3)
+    store.context()  # the summaries of the seven days before D, made before any of this was known
+    store.con.execute(
+        """CREATE TABLE minor_flags (source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR,
+               ts TIMESTAMPTZ, minor_without_guardian BOOLEAN);
+           CREATE TABLE erasures (source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR,
+               requested_at TIMESTAMPTZ)"""
+    )
+    flags = [
+        (0, adult.subject, at(D - dt.timedelta(days=6), 1), False),  # withdrew: an adult, no block
+        (1, minor.subject, at(D - dt.timedelta(days=6), 1), True),
+        (2, minor.subject, at(guardian_day, 0, 30), False),  # the guardian consents
+    ]
+    store.con.executemany("INSERT INTO minor_flags VALUES (0, ?, ?, ?, ?)", flags)
+    store.con.execute("INSERT INTO erasures VALUES (0, 0, ?, ?)", [erased.subject, at(D, 0)])
+    store.context()  # the same days' events: their summaries are reused, less whom they must forget
+
+    def days_of(subject: str) -> set[dt.date]:
+        query = "SELECT day FROM security_entity_days WHERE entity_kind = 'subject' AND entity = ?"
+        return {d for (d,) in store.con.execute(query, [subject]).fetchall()}
+
+    def link_days_of(subject: str) -> set[dt.date]:
+        return {d for (d,) in store.con.execute("SELECT day FROM security_subject_links WHERE subject = ?", [subject]).fetchall()}  # fmt: skip
+
+    assert len(days_of(adult.subject)) == 7 and link_days_of(adult.subject)
+    assert days_of(erased.subject) == set() and link_days_of(erased.subject) == set()
+    assert days_of(minor.subject) and min(days_of(minor.subject)) > guardian_day  # it began blocked
+    assert min(link_days_of(minor.subject)) > guardian_day
