@@ -433,6 +433,10 @@ class Warehouse:
                     WHERE {column} < ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY {kept}""",
                 [now],
             )
+        # the marks that decide nothing inside the retention window (as the late window trims the ledger)
+        forget_superseded_consent(
+            con, "sec.minor_flags", f"'{now.isoformat()}'::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY"
+        )
         con.execute("COMMIT")
 
     def _store_state(self, summary: RunSummary, now: datetime, gated_columns: list[str]) -> None:

@@ -98,6 +98,13 @@ def test_erasure_and_retention_reach_findings_and_dead_letters(tmp_path: Path):
     warehouse.con.execute(
         "INSERT INTO sec.deadletters VALUES ('beacons.raw', 0, 1, 'not_json', 'q-other', '{}', TIMESTAMPTZ '2020-01-01')"
     )
+    # consent changes as minor marks: before the retention window only each subject's latest decides
+    # anything (where a minor's block ends), so only that one stays
+    recent = datetime.now(UTC)
+    flags = [(1, "q-adult", utc(2020, 1, 1), False), (2, "q-adult", utc(2020, 2, 1), False),
+             (3, "q-minor", utc(2020, 1, 1), True), (4, "q-minor", utc(2020, 3, 1), False),
+             (5, "q-minor", recent, True)]  # fmt: skip
+    warehouse.con.executemany("INSERT INTO sec.minor_flags VALUES (0, ?, ?, ?, ?)", flags)
     erasure = {"request_id": "r1", "subject_kind": "openid", "requested_at": datetime.now(UTC),
                "analytics_pseudonym": "p-erased", "security_pseudonym": "q-erased", "key_id": "k1",
                "source_partition": 0, "source_offset": 0}  # fmt: skip
@@ -109,6 +116,7 @@ def test_erasure_and_retention_reach_findings_and_dead_letters(tmp_path: Path):
     with duckdb.connect(str(root / "security.duckdb"), read_only=True) as con:
         assert con.execute("SELECT subject_pseudonym FROM security_anomalies").fetchall() == [("q-other",)]
         assert con.execute("SELECT count(*) FROM deadletters").fetchall() == [(0,)]
+        assert con.execute("SELECT source_offset FROM minor_flags ORDER BY 1").fetchall() == [(2,), (4,), (5,)]
 
 
 def test_k_holds_for_every_figure_of_a_row(tmp_path: Path):
