@@ -44,12 +44,15 @@ def minor_blocks_sql(consent_table: str) -> str:
     a change, all of them. Decided by event time, so a replay of every offset decides as the runs
     did. The table needs `subject_pseudonym`, `ts`, `source_partition`, `source_offset`,
     `minor_without_guardian`."""
+    # only the subjects ever marked are ordered: a window over the whole ledger cost a run
+    # ~0.25 s per statement at 10 M stored events
     return f"""
         WITH ordered AS (
             SELECT subject_pseudonym, ts, minor_without_guardian,
                    row_number() OVER (PARTITION BY subject_pseudonym
                                       ORDER BY ts, source_partition, source_offset) AS n
-            FROM {consent_table}),
+            FROM {consent_table}
+            WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM {consent_table} WHERE minor_without_guardian)),
         last_mark AS (
             SELECT subject_pseudonym, max(n) AS n FROM ordered WHERE minor_without_guardian
             GROUP BY subject_pseudonym)
@@ -82,6 +85,7 @@ def events_with_consent_sql(events_table: str, consent_table: str) -> str:
         FROM {events_table} e
         ASOF LEFT JOIN (
             SELECT * FROM {consent_table}
+            WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM {events_table})  -- only whom it asks about
             QUALIFY row_number() OVER (PARTITION BY subject_pseudonym, ts
                                        ORDER BY source_partition DESC, source_offset DESC) = 1) c
           ON e.subject_pseudonym = c.subject_pseudonym AND e.ts >= c.ts"""
