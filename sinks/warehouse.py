@@ -65,6 +65,16 @@ LATE_DAYS = 7  # the default late window (`--late-days`)
 # The most stored events one step of the aggregates' rebuild reads (its days' events, with
 # their sessions' events, are held in memory together).
 CHUNK_EVENTS = 500_000
+# The day indexes: the UTC days on which a subject (or a session) has rows in a store. A statement
+# about a few subjects reads only the row groups of their days (by the zone maps of the event
+# times), not a column of every stored event. An index may list a day without rows (it costs a
+# little), never miss one: pairs go in with the facts, and out only with their day (the late
+# window, retention) or after their key's rows were deleted or unlinked. index -> (facts, key, time)
+INDEXES: dict[str, tuple[str, str, str]] = {
+    "st.subject_days": ("st.analytics_events", "subject_pseudonym", "ts"),
+    "st.session_days": ("st.analytics_events", "session_pseudonym", "ts"),
+    "sec.subject_days": ("sec.security_events", "subject_pseudonym", "event_time"),
+}
 
 # An erasure request's receipt (R8), per store and table: the rows it deleted, scrubbed or
 # unlinked, and the rows a legal hold kept (with the holds' names and reasons).
@@ -96,6 +106,8 @@ CREATE TABLE IF NOT EXISTS st.dirty_days (day DATE PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS st.watermark (ts TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS st.visitor_days (
     subject_pseudonym VARCHAR, day DATE, policy_version VARCHAR, PRIMARY KEY (subject_pseudonym, day));
+CREATE TABLE IF NOT EXISTS st.subject_days (subject_pseudonym VARCHAR, day DATE);
+CREATE TABLE IF NOT EXISTS st.session_days (session_pseudonym VARCHAR, day DATE);
 """
     + _RECEIPTS_DDL.format(schema="st")
 )
@@ -115,6 +127,7 @@ CREATE TABLE IF NOT EXISTS sec.minor_flags (
 CREATE TABLE IF NOT EXISTS sec.erasures (
     source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ,
     PRIMARY KEY (source_partition, source_offset));
+CREATE TABLE IF NOT EXISTS sec.subject_days (subject_pseudonym VARCHAR, day DATE);
 """
     + _RECEIPTS_DDL.format(schema="sec")
 )
@@ -270,6 +283,9 @@ class Warehouse:
         self.con.execute(_SECURITY_DDL)
         for alias, spec in (("st", ANALYTICS_EVENTS), ("sec", SECURITY_EVENTS)):
             self._drop_primary_key(alias, spec)
+        for index, (facts, _, _) in INDEXES.items():  # a store of an earlier version: indexed once
+            if not self._scalar(f"SELECT count(*) FROM (SELECT 1 FROM {index} LIMIT 1)"):
+                self._index(index, facts)
 
     def close(self) -> None:
         self.con.close()
@@ -299,6 +315,31 @@ class Warehouse:
             f"SELECT DISTINCT CAST(timezone('UTC', i) AS DATE) FROM ({instants}) t(i) WHERE i IS NOT NULL ORDER BY 1"
         ).fetchall()
         return _days_sql(column, [d for (d,) in days])
+
+    def _index(self, index: str, rows: str) -> None:
+        """Adds to `index` the (key, UTC day) pairs of `rows` (a table or query shaped like its
+        facts) that it lacks."""
+        _, key, ts = INDEXES[index]
+        day = f"CAST(timezone('UTC', {ts}) AS DATE)"
+        self.con.execute(
+            f"""INSERT INTO {index}
+                SELECT DISTINCT {key}, {day} FROM {rows} WHERE {key} IS NOT NULL
+                EXCEPT SELECT {key}, day FROM {index} WHERE day IN (SELECT {day} FROM {rows})"""
+        )
+
+    def _on_days_of_keys(self, column: str, index: str, keys: str) -> str:
+        """SQL: whether the instant `column` falls on a UTC day `index` lists for a key of the
+        query `keys` (as `_on_days_of`: DuckDB reads only those days' row groups)."""
+        key = INDEXES[index][1]
+        days = self.con.execute(f"SELECT DISTINCT day FROM {index} WHERE {key} IN ({keys}) ORDER BY 1").fetchall()
+        return _days_sql(column, [d for (d,) in days])
+
+    def _reindex(self, index: str, keys: str, on_their_days: str) -> None:
+        """The pairs of the keys of query `keys` again, from their rows left (after a delete);
+        `on_their_days`: `_on_days_of_keys` for them, taken before it."""
+        facts, key, _ = INDEXES[index]
+        self.con.execute(f"DELETE FROM {index} WHERE {key} IN ({keys})")
+        self._index(index, f"(SELECT * FROM {facts} WHERE {key} IN ({keys}) AND {on_their_days})")
 
     def insert_new(self, spec: TableSpec, schema: str, source: str) -> int:
         """Inserts the rows of `source` (a query over staged rows) whose key is not stored yet, the
@@ -403,6 +444,7 @@ class Warehouse:
         )
         kept = f"(SELECT s.* FROM staged_security s {blocks_join('ANTI', 'blocked_sec', 's', 'event_time')})"
         inserted = self.insert_new(SECURITY_EVENTS, "sec", kept)
+        self._index("sec.subject_days", kept)
         summary.duplicates = self._scalar(f"SELECT count(*) FROM {kept}") - inserted  # seen before, here or earlier
         # stored events newly blocked: only subjects named by this run's consent changes and erasures
         con.execute(
@@ -410,12 +452,16 @@ class Warehouse:
                WHERE subject_pseudonym IN (SELECT security_pseudonym FROM staged_consent
                                            UNION SELECT security_pseudonym FROM staged_erasure)"""
         )
+        blocked = "SELECT subject_pseudonym FROM newly_blocked_sec"
+        on_their_days = self._on_days_of_keys("event_time", "sec.subject_days", blocked)
         con.execute(
             f"""DELETE FROM sec.security_events WHERE (event_id, event_time) IN (
                 SELECT e.event_id, e.event_time FROM sec.security_events e
                 {blocks_join("SEMI", "newly_blocked_sec", "e", "event_time")}
-                WHERE NOT {self._held("e.subject_pseudonym", self._day("e.event_time"))})"""
+                WHERE {self._on_days_of_keys("e.event_time", "sec.subject_days", blocked)}
+                  AND NOT {self._held("e.subject_pseudonym", self._day("e.event_time"))})"""
         )
+        self._reindex("sec.subject_days", blocked, on_their_days)
         # a finding names a subject, not a time: any block removes it (the report re-derives the rest)
         con.execute(
             f"""DELETE FROM sec.security_anomalies
@@ -433,6 +479,15 @@ class Warehouse:
                     WHERE {column} < ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY {kept}""",
                 [now],
             )
+        # the index's UTC days wholly before the cutoff, but where a hold keeps rows of the subject
+        # on a local day the UTC day overlaps
+        held = " OR ".join(self._held("i.subject_pseudonym", f"i.day + {d}") for d in (-1, 0, 1))
+        con.execute(
+            f"""DELETE FROM sec.subject_days i
+                WHERE day < CAST(timezone('UTC', ?::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY) AS DATE)
+                  AND NOT ({held})""",
+            [now],
+        )
         # the marks that decide nothing inside the retention window (as the late window trims the ledger)
         forget_superseded_consent(
             con, "sec.minor_flags", f"'{now.isoformat()}'::TIMESTAMPTZ - INTERVAL {int(retention_days)} DAY"
@@ -459,11 +514,10 @@ class Warehouse:
         opened = self._advance_watermark(now)
         summary.too_late = self._scalar(f"SELECT count(*) FROM staged_analytics WHERE ts < {opened}")
         con.execute("CREATE OR REPLACE TEMP TABLE blocked_st AS " + blocks_sql("st.consent_changes", "st.erasures"))
-        summary.events_stored = self.insert_new(
-            ANALYTICS_EVENTS,
-            "st",
-            f"(SELECT a.* FROM staged_analytics a {blocks_join('ANTI', 'blocked_st', 'a', 'ts')} WHERE a.ts >= {opened})",
-        )
+        kept = f"(SELECT a.* FROM staged_analytics a {blocks_join('ANTI', 'blocked_st', 'a', 'ts')} WHERE a.ts >= {opened})"
+        summary.events_stored = self.insert_new(ANALYTICS_EVENTS, "st", kept)
+        for index in ("st.subject_days", "st.session_days"):
+            self._index(index, kept)
         # What this run changes, and nothing else (its cost follows what is new): the days of its
         # events and of every event of the subjects whose consent changed (consent at event time,
         # minors, profiles), and the first day of each session among them (a session's figures
@@ -472,17 +526,20 @@ class Warehouse:
             """CREATE OR REPLACE TEMP TABLE changed_subjects AS
                SELECT DISTINCT analytics_pseudonym AS subject_pseudonym FROM staged_consent"""
         )
+        changed = "SELECT subject_pseudonym FROM changed_subjects"
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE changed_events AS
                 SELECT ts, session_pseudonym FROM staged_analytics WHERE ts >= {opened}
                 UNION ALL SELECT ts, session_pseudonym FROM st.analytics_events
-                WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)"""
+                WHERE subject_pseudonym IN ({changed}) AND {self._on_days_of_keys("ts", "st.subject_days", changed)}"""
         )
+        sessions = "SELECT session_pseudonym FROM changed_events"
         con.execute(
             f"""INSERT INTO st.dirty_days
                 SELECT DISTINCT {self._day("ts")} FROM changed_events
                 UNION SELECT min({self._day("ts")}) FROM st.analytics_events
-                      WHERE session_pseudonym IN (SELECT session_pseudonym FROM changed_events)
+                      WHERE session_pseudonym IN ({sessions})
+                        AND {self._on_days_of_keys("ts", "st.session_days", sessions)}
                       GROUP BY session_pseudonym
                 ON CONFLICT DO NOTHING"""
         )
@@ -492,19 +549,31 @@ class Warehouse:
             + minor_blocks_sql("st.consent_changes")
             + ") WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)"
         )
+        minors = "SELECT subject_pseudonym FROM minors_st"
+        on_minors_days = self._on_days_of_keys("ts", "st.subject_days", minors)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE minor_sessions AS SELECT DISTINCT session_pseudonym
+                FROM st.analytics_events WHERE subject_pseudonym IN ({minors}) AND {on_minors_days}"""
+        )
+        minor_sessions = "SELECT session_pseudonym FROM minor_sessions"
+        on_sessions_days = self._on_days_of_keys("ts", "st.session_days", minor_sessions)
         con.execute(
             f"""DELETE FROM st.analytics_events WHERE (event_id, ts) IN (SELECT e.event_id, e.ts FROM st.analytics_events e
-                {blocks_join("SEMI", "minors_st", "e", "ts")})"""
+                {blocks_join("SEMI", "minors_st", "e", "ts")} WHERE {on_minors_days})"""
         )
+        self._reindex("st.subject_days", minors, on_minors_days)
+        self._reindex("st.session_days", minor_sessions, on_sessions_days)
         con.execute(  # and the days they visited, kept for retention (closed days too)
             f"""DELETE FROM st.visitor_days v USING minors_st b
                 WHERE v.subject_pseudonym = b.subject_pseudonym AND v.day <= {self._day("b.blocked_until")}"""
         )
-        unlink_erased_subjects(con)
-        withhold_profiles_without_consent(con, gated_columns, self._on_days_of)
+        unlink_erased_subjects(con, self._on_days_of_keys)
+        withhold_profiles_without_consent(con, gated_columns, self._on_days_of, self._on_days_of_keys)
         # The late window: facts of closed days are personal data with no purpose left (they can no
         # longer change a published cell), so they go.
         con.execute(f"DELETE FROM st.analytics_events WHERE ts < {opened}")
+        for index in ("st.subject_days", "st.session_days"):  # the UTC days wholly before it
+            con.execute(f"DELETE FROM {index} WHERE day < CAST(timezone('UTC', {opened}) AS DATE)")
         forget_superseded_consent(con, "st.consent_changes", opened)
         for r in summary.ranges:
             con.execute("INSERT OR REPLACE INTO st.positions VALUES (?, ?, ?)", [r.topic, r.partition, r.end])
@@ -529,7 +598,13 @@ class Warehouse:
     def _receipt_sql(self, schema: str, store: str, table: str, action: str, pseudonym: str, day: str | None) -> str:
         """SQL: the receipt lines of this run's erasure requests for one table (R8): the rows of
         the subject it is about to `action`, and those a legal hold keeps (if `day`, SQL for
-        the day of a row `t`, says the table can be held)."""
+        the day of a row `t`, says the table can be held). Of a table of facts, only the rows on
+        the subjects' days are read (the day index)."""
+        rows = f"{schema}.{table}"
+        index = f"{schema}.subject_days"
+        if INDEXES.get(index, ("",))[0] == rows:
+            time = INDEXES[index][2]
+            rows = f"(SELECT * FROM {rows} WHERE {self._on_days_of_keys(time, index, f'SELECT {pseudonym} FROM staged_erasure')})"
         holds = (
             f"""(SELECT string_agg(DISTINCT h.name || ': ' || h.reason, '; ') FROM legal_holds h
                  WHERE {held_sql("h", "t.subject_pseudonym", day)})"""
@@ -538,7 +613,7 @@ class Warehouse:
         )
         return f"""INSERT INTO {schema}.erasure_receipts
             WITH x AS (SELECT r.source_partition, r.source_offset, t.subject_pseudonym AS s, {holds} AS holds
-                       FROM staged_erasure r LEFT JOIN {schema}.{table} t ON t.subject_pseudonym = r.{pseudonym})
+                       FROM staged_erasure r LEFT JOIN {rows} t ON t.subject_pseudonym = r.{pseudonym})
             SELECT source_partition, source_offset, '{store}', '{table}', '{action}',
                    count(s) FILTER (WHERE holds IS NULL), count(holds), string_agg(DISTINCT holds, '; ')
             FROM x GROUP BY source_partition, source_offset
@@ -684,12 +759,13 @@ class Warehouse:
                 WHERE day IN (SELECT day FROM days)"""
         )
         # every event of the sessions that start on those days (what `sessions_daily` reads of them)
+        sessions = "SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL"
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE sev AS
                 SELECT session_pseudonym, subject_pseudonym, event_id, event, duration_ms, policy_version,
                        {self._day("ts")} AS day
                 FROM st.analytics_events
-                WHERE session_pseudonym IN (SELECT session_pseudonym FROM ev WHERE session_pseudonym IS NOT NULL)
+                WHERE session_pseudonym IN ({sessions}) AND {self._on_days_of_keys("ts", "st.session_days", sessions)}
                 QUALIFY min(day) OVER (PARTITION BY session_pseudonym) IN (SELECT day FROM days)"""
         )
         con.execute(

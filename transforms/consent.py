@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
     import duckdb
 
+    # (column, day index, query of keys) -> SQL: the rows on the days the index lists for those keys
+    DaysOfKeys = Callable[[str, str, str], str]
+
 
 def minor_without_guardian(minor: bool | None, guardian_consent: bool | None) -> bool:
     """R9: a consent change marks a minor without a guardian's consent (what `minor_blocks_sql`
@@ -94,37 +97,46 @@ def events_with_consent_sql(events_table: str, consent_table: str) -> str:
 # -- run by the warehouse's commit over its state store (`st.`) and this run's staged rows ------------
 
 
-def unlink_erased_subjects(con: duckdb.DuckDBPyConnection) -> None:
+def unlink_erased_subjects(con: duckdb.DuckDBPyConnection, on_days_of: DaysOfKeys) -> None:
     """R8: an erased subject's facts lose every link to the person, while the aggregates
     published before the request stay as they were: each erased pseudonym, and each session
     it took part in, is replaced by a random token (one per subject or session, so distinct
-    counts do not move), in the facts and in the consent ledger. Nothing derives a token from
-    the person or the key, so nobody can find these rows again. New events of the subject
-    are kept out by the erasure record (`blocks_sql`). Only this run's requests have anything
-    left to unlink."""
+    counts do not move), in the facts, the consent ledger and the day indexes. Nothing derives
+    a token from the person or the key, so nobody can find these rows again. New events of the
+    subject are kept out by the erasure record (`blocks_sql`). Only this run's requests have
+    anything left to unlink."""
+    erased = "SELECT analytics_pseudonym FROM staged_erasure"
+    on_their_days = on_days_of("e.ts", "st.subject_days", erased)
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE erased_tokens AS
-           SELECT subject_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
-           FROM (SELECT subject_pseudonym FROM st.analytics_events
-                 UNION SELECT subject_pseudonym FROM st.consent_changes
-                 UNION SELECT subject_pseudonym FROM st.visitor_days)
-           WHERE subject_pseudonym IN (SELECT analytics_pseudonym FROM staged_erasure)"""
+        f"""CREATE OR REPLACE TEMP TABLE erased_tokens AS
+            SELECT subject_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
+            FROM (SELECT subject_pseudonym FROM st.analytics_events e WHERE {on_their_days}
+                  UNION SELECT subject_pseudonym FROM st.consent_changes
+                  UNION SELECT subject_pseudonym FROM st.visitor_days)
+            WHERE subject_pseudonym IN ({erased})"""
     )
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE erased_sessions AS
-           SELECT session_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
-           FROM (SELECT DISTINCT session_pseudonym FROM st.analytics_events
-                 WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM erased_tokens)
-                   AND session_pseudonym IS NOT NULL)"""
+        f"""CREATE OR REPLACE TEMP TABLE erased_sessions AS
+            SELECT session_pseudonym, 'erased-' || replace(uuid()::VARCHAR, '-', '') AS token
+            FROM (SELECT DISTINCT session_pseudonym FROM st.analytics_events e
+                  WHERE subject_pseudonym IN (SELECT subject_pseudonym FROM erased_tokens) AND {on_their_days}
+                    AND session_pseudonym IS NOT NULL)"""
     )
-    con.execute(
-        """UPDATE st.analytics_events e SET session_pseudonym = t.token FROM erased_sessions t
-           WHERE e.session_pseudonym = t.session_pseudonym"""
-    )
-    for table in ("st.analytics_events", "st.consent_changes", "st.visitor_days"):
+    on_sessions_days = on_days_of("e.ts", "st.session_days", "SELECT session_pseudonym FROM erased_sessions")
+    for table, on_days in (("st.analytics_events", on_sessions_days), ("st.session_days", "true")):
+        con.execute(
+            f"""UPDATE {table} e SET session_pseudonym = t.token FROM erased_sessions t
+                WHERE e.session_pseudonym = t.session_pseudonym AND {on_days}"""
+        )
+    for table, on_days in (
+        ("st.analytics_events", on_their_days),
+        ("st.consent_changes", "true"),
+        ("st.visitor_days", "true"),
+        ("st.subject_days", "true"),
+    ):
         con.execute(
             f"""UPDATE {table} e SET subject_pseudonym = t.token FROM erased_tokens t
-                WHERE e.subject_pseudonym = t.subject_pseudonym"""
+                WHERE e.subject_pseudonym = t.subject_pseudonym AND {on_days}"""
         )
 
 
@@ -143,8 +155,9 @@ def forget_superseded_consent(con: duckdb.DuckDBPyConnection, consent_table: str
 
 
 def withhold_profiles_without_consent(
-    con: duckdb.DuckDBPyConnection, gated_columns: list[str], on_days_of: Callable[[str, str], str]
-) -> None:
+    con: duckdb.DuckDBPyConnection, gated_columns: list[str], on_days_of: Callable[[str, str], str],
+    on_days_of_keys: DaysOfKeys,
+) -> None:  # fmt: skip
     """R2: profile dimensions stay only on events whose subject had analytics consent at the
     event's own time (R3); the others lose them for good. Only this run's events and those of
     subjects whose consent changed in it can have anything to lose. `on_days_of(column, query)`
@@ -153,13 +166,15 @@ def withhold_profiles_without_consent(
         return
     assignments = ", ".join(f"{c} = NULL" for c in gated_columns)
     any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
+    changed = "SELECT subject_pseudonym FROM changed_subjects"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS
             SELECT * FROM st.analytics_events
             WHERE ({any_set}) AND {on_days_of("ts", "SELECT ts FROM staged_analytics")}
               AND (event_id, ts) IN (SELECT event_id, ts FROM staged_analytics)
             UNION SELECT * FROM st.analytics_events
-            WHERE ({any_set}) AND subject_pseudonym IN (SELECT subject_pseudonym FROM changed_subjects)"""
+            WHERE ({any_set}) AND subject_pseudonym IN ({changed})
+              AND {on_days_of_keys("ts", "st.subject_days", changed)}"""
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE profiles_withheld AS
