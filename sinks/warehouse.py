@@ -936,10 +936,8 @@ def _days_sql(column: str, days: list[date]) -> str:
         else:
             spans.append([day, day + timedelta(days=1)])
     instant = "TIMESTAMPTZ '{} 00:00:00+00'"
-    return (
-        " OR ".join(f"({column} >= {instant.format(a)} AND {column} < {instant.format(b)})" for a, b in spans)
-        or "false"
-    )
+    ranges = " OR ".join(f"({column} >= {instant.format(a)} AND {column} < {instant.format(b)})" for a, b in spans)
+    return f"({ranges})" if ranges else "false"  # in parentheses: it is ANDed with other conditions
 
 
 def _sql_str(s: str) -> str:

@@ -201,3 +201,31 @@ def test_the_quality_gate_refuses_a_publish_and_the_previous_tables_stay(tmp_pat
     docs = list((root / "quality").rglob("*.html"))
     assert (root / "quality" / "index.html").exists() and list((root / "quality" / "validations").rglob("*.html"))
     assert not any(planted in p.read_text(encoding="utf-8", errors="replace") for p in docs)
+
+
+def test_withholding_profiles_on_scattered_days_touches_only_those_without_consent(tmp_path: Path):
+    """R2: the profile of an event whose subject had no consent at its time is withheld, and
+    only that one. The days of those events are scattered (day 1 and day 5): the rows of day 1 of
+    a subject who consented keep theirs (the days' ranges are one condition among others)."""
+    day1, day5 = utc(2026, 11, 1, 3), utc(2026, 11, 5, 3)
+    plan = [("e1", day1, "p-yes"), ("e2", day1, "p-no"), ("e3", day5, "p-no")]
+    events = [
+        {"event_id": e, "event": "page_view", "ts": ts, "subject_pseudonym": s, "session_pseudonym": f"s-{e}",
+         "page": "/a", "element": None, "duration_ms": None, "device_model": None, "os": None,
+         "os_version_major": None, "gender": "female", "country": None, "city": None, "language": None,
+         "opt_out": False, "policy_version": "v1", "key_id": "k1", "_partition": 0, "_offset": i}
+        for i, (e, ts, s) in enumerate(plan)
+    ]  # fmt: skip
+    consent = {"source_partition": 0, "source_offset": 0, "ts": utc(2020, 1, 1), "analytics": "granted",
+               "minor_without_guardian": False, "analytics_pseudonym": "p-yes", "security_pseudonym": "q-yes",
+               "key_id": "k1"}  # fmt: skip
+    staging = tmp_path / "staging"
+    write_staged(staging, "analytics", "a", events)
+    write_staged(staging, "consent", "c", [consent])
+    warehouse = Warehouse(tmp_path / "wh", k=1, tz="UTC")
+    summary = RunSummary("run-1", datetime.now(UTC), [OffsetRange("beacons.raw", "beacons.raw", 0, 0, len(events))])
+    warehouse.commit_run(summary, staging, ["gender"], retention_days=36500)
+    warehouse.close()
+    with duckdb.connect(str(tmp_path / "wh" / "state.duckdb"), read_only=True) as con:
+        kept = con.execute("SELECT subject_pseudonym, gender FROM analytics_events ORDER BY ts, subject_pseudonym")
+        assert kept.fetchall() == [("p-no", None), ("p-yes", "female"), ("p-no", None)]
