@@ -106,8 +106,6 @@ CREATE TABLE IF NOT EXISTS st.dirty_days (day DATE PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS st.watermark (ts TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS st.visitor_days (
     subject_pseudonym VARCHAR, day DATE, policy_version VARCHAR, PRIMARY KEY (subject_pseudonym, day));
-CREATE TABLE IF NOT EXISTS st.subject_days (subject_pseudonym VARCHAR, day DATE);
-CREATE TABLE IF NOT EXISTS st.session_days (session_pseudonym VARCHAR, day DATE);
 """
     + _RECEIPTS_DDL.format(schema="st")
 )
@@ -127,7 +125,6 @@ CREATE TABLE IF NOT EXISTS sec.minor_flags (
 CREATE TABLE IF NOT EXISTS sec.erasures (
     source_partition INTEGER, source_offset BIGINT, subject_pseudonym VARCHAR, requested_at TIMESTAMPTZ,
     PRIMARY KEY (source_partition, source_offset));
-CREATE TABLE IF NOT EXISTS sec.subject_days (subject_pseudonym VARCHAR, day DATE);
 """
     + _RECEIPTS_DDL.format(schema="sec")
 )
@@ -279,13 +276,19 @@ class Warehouse:
         # Past this, DuckDB spills joins and sorts to `<file>.tmp` beside the store: a run's memory
         # does not grow with what it reads or with what is stored.
         self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        existing = {
+            f"{d}.{t}" for d, t in self.con.execute("SELECT database_name, table_name FROM duckdb_tables()").fetchall()
+        }
         self.con.execute(_STATE_DDL)
         self.con.execute(_SECURITY_DDL)
         for alias, spec in (("st", ANALYTICS_EVENTS), ("sec", SECURITY_EVENTS)):
             self._drop_primary_key(alias, spec)
-        for index, (facts, _, _) in INDEXES.items():  # a store of an earlier version: indexed once
-            if not self._scalar(f"SELECT count(*) FROM (SELECT 1 FROM {index} LIMIT 1)"):
+        for index, (facts, key, _) in INDEXES.items():  # new, or new to a store of an earlier version
+            if index not in existing:
+                self.con.execute("BEGIN")
+                self.con.execute(f"CREATE TABLE {index} ({key} VARCHAR, day DATE)")
                 self._index(index, facts)
+                self.con.execute("COMMIT")
 
     def close(self) -> None:
         self.con.close()

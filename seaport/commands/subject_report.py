@@ -39,10 +39,12 @@ TABLES = (
     ("state", "analytics_events", "ts"),
     ("state", "consent_changes", "ts"),
     ("state", "visitor_days", "day"),
+    ("state", "subject_days", "day"),
     ("security", "security_events", "event_time"),
     ("security", "security_anomalies", "day"),
     ("security", "deadletters", "stored_at"),
     ("security", "minor_flags", "ts"),
+    ("security", "subject_days", "day"),
 )
 PSEUDONYM_NOTE = "the security pseudonym is shown in full: operators need it to place a legal hold"
 ERASURE_NOTE = "the erasure record itself is kept: it keeps the person out of replays"

@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -128,6 +128,9 @@ def expected(ds: Dataset, openid: str) -> dict:
     def local_day(doc: dict) -> str:
         return datetime.fromisoformat(doc["ts"]).astimezone(SHANGHAI).date().isoformat()
 
+    def utc_day(doc: dict) -> str:
+        return datetime.fromisoformat(doc["ts"]).astimezone(UTC).date().isoformat()
+
     def days(docs: list[dict]) -> tuple[str, str] | tuple[None, None]:
         local = sorted(datetime.fromisoformat(d["ts"]).astimezone(SHANGHAI).date().isoformat() for d in docs)
         return (local[0], local[-1]) if local else (None, None)
@@ -141,6 +144,8 @@ def expected(ds: Dataset, openid: str) -> dict:
             "security.security_anomalies": 0,  # no security report was run
             "security.deadletters": len(beacons) - len(good),
             "security.minor_flags": len(consent),
+            "state.subject_days": len({utc_day(b) for b in good}),  # the day index
+            "security.subject_days": len({utc_day(d) for d in good + access}),
         },
         "days": {"state.analytics_events": days(good), "security.security_events": days(good + access)},
         "consent": [

@@ -16,6 +16,7 @@ import duckdb
 
 from schemas.tables import ANALYTICS_EVENTS
 from seaport.kafka.topics import create_topics
+from sinks.warehouse import INDEXES, Warehouse
 from tests.model import build_dataset, expected_tables, normalize, rounded
 from tests.pipelines.test_ingest import TABLE_COLUMNS, ingest, produce, read_tables
 
@@ -92,6 +93,33 @@ def test_runs_in_pieces_give_the_tables_of_one_run_and_touch_only_their_days(kaf
     expected = {t: rounded(rows) for t, rows in expected_tables(ds, k=2).items()}
     assert exact(read_tables(warehouse)) == exact(expected)
     assert parquet_tables(warehouse) == read_tables(warehouse)
+    assert_day_indexes_cover_their_facts(warehouse)
+    # a warehouse of an earlier version had no day indexes: opening it makes them from the facts
+    for store, index in (("state", "subject_days"), ("state", "session_days"), ("security", "subject_days")):
+        with duckdb.connect(str(warehouse / f"{store}.duckdb")) as con:
+            con.execute(f"DROP TABLE {index}")
+    Warehouse(warehouse).close()
+    assert_day_indexes_cover_their_facts(warehouse)
+
+
+def assert_day_indexes_cover_their_facts(warehouse: Path) -> None:
+    """Each day index lists every (key, UTC day) its facts hold (a day listed without rows is
+    allowed, one missing would make a run miss rows), and each key it lists has facts (an erased
+    or a minor's pseudonym is gone from it with the rows)."""
+    con = duckdb.connect()
+    for path, alias in ((warehouse / "state.duckdb", "st"), (warehouse / "security.duckdb", "sec")):
+        con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+    for index, (facts, key, ts) in INDEXES.items():
+        pairs = set(
+            con.execute(
+                f"SELECT DISTINCT {key}, CAST(timezone('UTC', {ts}) AS DATE) FROM {facts} WHERE {key} IS NOT NULL"
+            ).fetchall()
+        )
+        listed = set(con.execute(f"SELECT {key}, day FROM {index}").fetchall())
+        assert pairs, index
+        assert pairs <= listed, (index, len(pairs - listed))
+        assert {k for k, _ in listed} <= {k for k, _ in pairs}, index
+    con.close()
 
 
 def _shanghai():
