@@ -603,11 +603,11 @@ class Warehouse:
         the subject it is about to `action`, and those a legal hold keeps (if `day`, SQL for
         the day of a row `t`, says the table can be held). Of a table of facts, only the rows on
         the subjects' days are read (the day index)."""
-        rows = f"{schema}.{table}"
-        index = f"{schema}.subject_days"
-        if INDEXES.get(index, ("",))[0] == rows:
-            time = INDEXES[index][2]
-            rows = f"(SELECT * FROM {rows} WHERE {self._on_days_of_keys(time, index, f'SELECT {pseudonym} FROM staged_erasure')})"
+        rows, index = f"{schema}.{table}", f"{schema}.subject_days"
+        facts, _, time = INDEXES[index]
+        if rows == facts:
+            on_days = self._on_days_of_keys(time, index, f"SELECT {pseudonym} FROM staged_erasure")
+            rows = f"(SELECT * FROM {facts} WHERE {on_days})"
         holds = (
             f"""(SELECT string_agg(DISTINCT h.name || ': ' || h.reason, '; ') FROM legal_holds h
                  WHERE {held_sql("h", "t.subject_pseudonym", day)})"""
