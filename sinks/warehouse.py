@@ -323,12 +323,15 @@ class Warehouse:
         """Adds to `index` the (key, UTC day) pairs of `rows` (a table or query shaped like its
         facts) that it lacks."""
         _, key, ts = INDEXES[index]
-        day = f"CAST(timezone('UTC', {ts}) AS DATE)"
-        self.con.execute(
-            f"""INSERT INTO {index}
-                SELECT DISTINCT {key}, {day} FROM {rows} WHERE {key} IS NOT NULL
-                EXCEPT SELECT {key}, day FROM {index} WHERE day IN (SELECT {day} FROM {rows})"""
+        self.con.execute(  # `rows` (staged files, a join) is read once
+            f"""CREATE OR REPLACE TEMP TABLE index_pairs AS
+                SELECT DISTINCT {key}, CAST(timezone('UTC', {ts}) AS DATE) AS day FROM {rows} WHERE {key} IS NOT NULL"""
         )
+        self.con.execute(
+            f"""INSERT INTO {index} SELECT * FROM index_pairs
+                EXCEPT SELECT {key}, day FROM {index} WHERE day IN (SELECT day FROM index_pairs)"""
+        )
+        self.con.execute("DROP TABLE index_pairs")
 
     def _on_days_of_keys(self, column: str, index: str, keys: str) -> str:
         """SQL: whether the instant `column` falls on a UTC day `index` lists for a key of the
@@ -339,10 +342,10 @@ class Warehouse:
 
     def _reindex(self, index: str, keys: str, on_their_days: str) -> None:
         """The pairs of the keys of query `keys` again, from their rows left (after a delete);
-        `on_their_days`: `_on_days_of_keys` for them, taken before it."""
+        `on_their_days`: `_on_days_of_keys` for them over the facts aliased `e`, taken before it."""
         facts, key, _ = INDEXES[index]
         self.con.execute(f"DELETE FROM {index} WHERE {key} IN ({keys})")
-        self._index(index, f"(SELECT * FROM {facts} WHERE {key} IN ({keys}) AND {on_their_days})")
+        self._index(index, f"(SELECT * FROM {facts} e WHERE {key} IN ({keys}) AND {on_their_days})")
 
     def insert_new(self, spec: TableSpec, schema: str, source: str) -> int:
         """Inserts the rows of `source` (a query over staged rows) whose key is not stored yet, the
@@ -456,12 +459,12 @@ class Warehouse:
                                            UNION SELECT security_pseudonym FROM staged_erasure)"""
         )
         blocked = "SELECT subject_pseudonym FROM newly_blocked_sec"
-        on_their_days = self._on_days_of_keys("event_time", "sec.subject_days", blocked)
+        on_their_days = self._on_days_of_keys("e.event_time", "sec.subject_days", blocked)
         con.execute(
             f"""DELETE FROM sec.security_events WHERE (event_id, event_time) IN (
                 SELECT e.event_id, e.event_time FROM sec.security_events e
                 {blocks_join("SEMI", "newly_blocked_sec", "e", "event_time")}
-                WHERE {self._on_days_of_keys("e.event_time", "sec.subject_days", blocked)}
+                WHERE {on_their_days}
                   AND NOT {self._held("e.subject_pseudonym", self._day("e.event_time"))})"""
         )
         self._reindex("sec.subject_days", blocked, on_their_days)
