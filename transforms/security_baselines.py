@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from transforms.consent import minor_blocks_sql
+from transforms.consent import blocks_sql
 
 SUMMARY_DDL = """
 CREATE TABLE IF NOT EXISTS security_entity_days (
@@ -217,14 +217,9 @@ def forget_blocked_subjects(con: duckdb.DuckDBPyConnection, timezone: str) -> No
     """R8, R9: summaries hold rows per subject, so an erased subject leaves them, and a minor
     without a guardian's consent leaves every day up to the end of the block (`blocks_sql`, as
     the warehouse deletes their events). Anyone else whose consent changed stays."""
-    parts = []
-    if _has_table(con, "erasures"):
-        parts.append("SELECT subject_pseudonym, 'infinity'::TIMESTAMPTZ AS blocked_until FROM erasures")
-    if _has_table(con, "minor_flags"):
-        parts.append(f"SELECT * FROM ({minor_blocks_sql('minor_flags')})")
-    if not parts:
-        return
-    con.execute("CREATE OR REPLACE TEMP TABLE summary_blocks AS " + " UNION ALL ".join(parts))
+    if not (_has_table(con, "erasures") and _has_table(con, "minor_flags")):
+        return  # not a store the warehouse made (it makes both at once): nobody is blocked
+    con.execute("CREATE OR REPLACE TEMP TABLE summary_blocks AS " + blocks_sql("minor_flags", "erasures"))
     # a day that began before the block ended may hold blocked events: its row goes
     began_blocked = "day::TIMESTAMP < timezone(?, b.blocked_until)"
     con.execute(
