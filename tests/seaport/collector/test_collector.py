@@ -521,15 +521,17 @@ def test_kafka_stopped_answers_503_and_restarted_accepts_again_nothing_lost(tmp_
 def test_load_events_on_topic_equal_2xx_answers(kafka_bootstrap: str) -> None:
     """Short, bounded wrk runs, the warm-up first: each of the 2xx answers wrk got is one event (or 20)
     on the topic, and the report has a row per run."""
-    results = load_test(kafka_bootstrap, duration_s=4, connections=8, workers=1, requests_per_thread=600, warmup_s=2)
+    # 200 event requests a run: a loaded CI machine answered 245 pixels/s in a cold warm-up, and a run
+    # that ends by its time, not by its count, leaves requests in flight that reach Kafka uncounted
+    results = load_test(kafka_bootstrap, duration_s=4, connections=8, workers=1, requests_per_thread=200, warmup_s=2)
     assert list(results) == ["warmup", "pixel", "batch"]
     warmup, warmup_on_topic = results["warmup"]
-    assert warmup_on_topic == warmup.event_answers >= 599 and warmup.errors == 0
+    assert warmup_on_topic == warmup.event_answers >= 199 and warmup.errors == 0
     pixel, pixel_on_topic = results["pixel"]
     batch, batch_on_topic = results["batch"]
-    assert pixel.event_answers == 600 - 1 or pixel.event_answers == 600
+    assert pixel.event_answers == 200 - 1 or pixel.event_answers == 200
     assert pixel_on_topic == pixel.event_answers and pixel.errors == 0
-    assert batch_on_topic == batch.event_answers * 20 and batch.event_answers >= 599
+    assert batch_on_topic == batch.event_answers * 20 and batch.event_answers >= 199
     assert pixel.p99_ms > 0 and pixel.requests_per_s > 0
     rows = report(results).splitlines()
     assert [row.split("  ")[0] for row in rows[1:]] == [
