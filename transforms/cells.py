@@ -145,31 +145,75 @@ def _roll_up_quiet_hours(con: duckdb.DuckDBPyConnection, table: str, sql: str, k
     subjects: per day, consecutive such hours merge (in time order) until their events stand
     on k, and publish as one `(other)` row at the block's first hour whose `hours` says how
     many hours it holds. What is left at the day's end stays suppressed. The same cell SQL
-    decides, so every figure keeps the k rule."""
+    decides, so every figure keeps the k rule.
+
+    In few statements, whatever the number of days and hours: each step weighs, for every day
+    at once, every block from the day's next quiet hour on (`_subjects` of the cell SQL over one
+    row per hour, subject, consent and event kind: all a distinct count of subjects reads), and
+    each day takes its shortest block that stands; a day stops when none does."""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE quiet_ev AS SELECT * FROM other_ev
             WHERE hour NOT IN (SELECT hour FROM other_cells WHERE _subjects >= {k})"""
     )
-    hours = con.execute("SELECT DISTINCT day, hour FROM quiet_ev ORDER BY hour").fetchall()
-    block: list[Any] = []
-    for i, (day, hour) in enumerate(hours):
-        block.append(hour)
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE quiet_who AS
+           SELECT DISTINCT ON (hour, subject_pseudonym, granted, event) * FROM quiet_ev"""
+    )
+    days: dict[Any, list[Any]] = {}
+    for day, hour in con.execute("SELECT DISTINCT day, hour FROM quiet_ev ORDER BY hour").fetchall():
+        days.setdefault(day, []).append(hour)
+    first = dict.fromkeys(days, 0)  # per day, its next quiet hour not yet in a block
+    blocks: list[tuple[Any, Any, int]] = []  # (hour, block's first hour, hours in the block) of each published block
+    while first:
+        # every block of each day from its next quiet hour: (hour, the block's last hour)
+        members = [
+            (days[d][m], days[d][j]) for d, i in first.items() for j in range(i, len(days[d])) for m in range(i, j + 1)
+        ]
+        weighed = _weigh_blocks(con, sql, "quiet_who", members)
+        for day, i in list(first.items()):
+            hours = days[day]
+            ends = [j for j in range(i, len(hours)) if (weighed.get(hours[j]) or 0) >= k]
+            if ends:
+                blocks += [(hours[m], hours[i], ends[0] - i + 1) for m in range(i, ends[0] + 1)]
+            if not ends or ends[0] + 1 == len(hours):
+                del first[day]  # the day's remainder stays suppressed
+            else:
+                first[day] = ends[0] + 1
+    if blocks:
+        sizes = {start: n for _, start, n in blocks}  # hours per block, by its first hour
+        _put_blocks(con, [(hour, start) for hour, start, _ in blocks])
+        cells = sql.replace("{src}", _blocks_source("quiet_ev"))
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE block_ev AS SELECT * REPLACE (?::TIMESTAMPTZ AS hour) FROM quiet_ev "
-            "WHERE hour IN (SELECT unnest(?::TIMESTAMPTZ[]))",
-            [block[0], block],
+            f"""INSERT INTO main.{table} BY NAME
+                SELECT c.* EXCLUDE (_subjects), n.hours FROM ({cells}) c
+                JOIN (SELECT unnest(?::TIMESTAMPTZ[]) AS hour, unnest(?::INTEGER[]) AS hours) n USING (hour)
+                WHERE c._subjects >= {k}""",
+            [list(sizes), list(sizes.values())],
         )
-        cells = sql.replace("{src}", "block_ev")
-        if (con.execute(f"SELECT min(_subjects) FROM ({cells})").fetchall()[0][0] or 0) >= k:
-            con.execute(
-                f"""INSERT INTO main.{table} BY NAME
-                    SELECT * EXCLUDE (_subjects), {len(block)} AS hours FROM ({cells})"""
-            )
-            block = []
-        elif i + 1 == len(hours) or hours[i + 1][0] != day:
-            block = []  # the day's last hours stay suppressed
-    con.execute("DROP TABLE quiet_ev")
-    con.execute("DROP TABLE IF EXISTS block_ev")
+    for temp in ("quiet_ev", "quiet_who", "blocks"):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
+
+
+def _put_blocks(con: duckdb.DuckDBPyConnection, members: list[tuple[Any, Any]]) -> None:
+    """Temp table `blocks`: (hour, block) per hour of each block, a block named by one of its hours."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE blocks AS SELECT unnest(?::TIMESTAMPTZ[]) AS hour, unnest(?::TIMESTAMPTZ[]) AS block",
+        [[h for h, _ in members], [b for _, b in members]],
+    )
+
+
+def _blocks_source(events: str) -> str:
+    """SQL: the events of `events` in the blocks of temp table `blocks`, each at its block's hour."""
+    return f"(SELECT e.* REPLACE (b.block AS hour) FROM {events} e JOIN blocks b USING (hour))"
+
+
+def _weigh_blocks(
+    con: duckdb.DuckDBPyConnection, sql: str, events: str, members: list[tuple[Any, Any]]
+) -> dict[Any, int]:
+    """`_subjects` of the one `(other)` cell of each block of `members` (hour, block), by block."""
+    _put_blocks(con, members)
+    cells = sql.replace("{src}", _blocks_source(events))
+    return dict(con.execute(f"SELECT hour, min(_subjects) FROM ({cells}) GROUP BY hour").fetchall())
 
 
 def count_suppressed(con: duckdb.DuckDBPyConnection, table: str, day: str, cells: str, k: int) -> None:
