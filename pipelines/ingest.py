@@ -26,33 +26,26 @@ Run it (a broker on 127.0.0.1:9092 with traffic in it):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import gc
 import json
 import os
 import shutil
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.metrics import Metrics
-from pydantic import ValidationError
 
-from schemas import safejson
-from schemas.models import EMPTY, MAX_MESSAGE_BYTES, TOO_DEEP, TOO_LARGE, TOPIC_MODELS, UNPROCESSABLE, validation_reason
-from schemas.safejson import too_deep
+from pipelines.stage import gc_paused, stage_batch, stage_piece, worker_setup
 from seaport.errors import SeaportError
 from seaport.kafka.clients import KafkaClient
 from seaport.kafka.topics import TOPICS, topic_name
@@ -70,15 +63,12 @@ from sinks import trail
 from sinks.warehouse import (
     CHUNK_EVENTS,
     LATE_DAYS,
-    STAGED_SCHEMAS,
     OffsetRange,
     RunSummary,
     Warehouse,
     WarehouseBusy,
-    write_staged,
 )
-from transforms.consent import minor_without_guardian
-from transforms.policy import FieldPolicy, redactions_of_event
+from transforms.policy import FieldPolicy
 from transforms.pseudonyms import Pseudonymizer
 
 INPUT_TOPICS = ("consent.events", "erasure.requests", "beacons.raw", "access_logs.raw")
@@ -460,7 +450,7 @@ def _run_in_process(
     size = max(params.max_batch, min(SPLIT_OFFSETS, -(-messages // (2 * cores))))
     pool = _local_workers(cores, (params.kafka_client, params.bootstrap, params.max_batch, policy, pseudonymizer))
     pieces = [p for r in ranges for p in split_range(r, size)]
-    for done in as_completed([pool.submit(_stage_piece, piece, str(staging)) for piece in pieces]):
+    for done in as_completed([pool.submit(stage_piece, piece, str(staging)) for piece in pieces]):
         yield done.result()
 
 
@@ -482,7 +472,7 @@ def _local_workers(cores: int, setup: tuple[Any, ...]) -> Any:
         return _pool[1]
     shutdown_local_workers()
     context = multiprocessing.get_context("spawn")  # not fork: this process runs Kafka and DuckDB threads
-    workers = ProcessPoolExecutor(cores, mp_context=context, initializer=_worker_setup, initargs=(os.getpid(), *setup))
+    workers = ProcessPoolExecutor(cores, mp_context=context, initializer=worker_setup, initargs=(os.getpid(), *setup))
     _pool = (setup, workers)
     return _pool[1]
 
@@ -492,40 +482,6 @@ def shutdown_local_workers() -> None:
     if _pool is not None:
         _pool[1].shutdown(cancel_futures=True)
         _pool = None
-
-
-_worker: tuple[ReadOffsetRange, FieldPolicy, Pseudonymizer] | None = None
-
-
-def _worker_setup(
-    parent: int, kafka_client: str, bootstrap: str, max_batch: int, policy: FieldPolicy, pseudonymizer: Pseudonymizer
-) -> None:
-    """In a local worker process: its Kafka reader and the run's policy and keys. Ctrl-C is for
-    the ingest, which stops after the run in progress; an ingest that dies (SIGKILL) takes its
-    workers with it."""
-    global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    reader = ReadOffsetRange(kafka_client, bootstrap, max_batch)
-    reader.setup()
-    _worker = (reader, policy, pseudonymizer)
-
-
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-def _stage_piece(piece: OffsetRange, staging: str) -> Counter[str]:
-    """In a local worker process: read one piece of a partition and stage it, batch by batch."""
-    assert _worker is not None
-    reader, policy, pseudonymizer = _worker
-    total: Counter[str] = Counter()
-    with _gc_paused():
-        for element in reader.process(piece):
-            total.update(stage_batch(*element, policy, pseudonymizer, Path(staging))[0])
-    return total
 
 
 def _in_process_below(args: argparse.Namespace) -> int:
@@ -644,200 +600,12 @@ class ReadAndProtect(beam.DoFn):
         self.protect.setup()
 
     def process(self, r: OffsetRange) -> Iterator[tuple[str, int]]:
-        with _gc_paused():  # the whole range, then its (small) outputs
+        with gc_paused():  # the whole range, then its (small) outputs
             staged = [out for element in self.reader.process(r) for out in self.protect.process(element)]
         yield from staged
 
     def teardown(self) -> None:
         self.reader.teardown()
-
-
-def stage_batch(
-    r: OffsetRange, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: Path
-) -> tuple[Counter[str], dict[str, int]]:
-    """Validate and protect one batch, write its staged files; returns the batch's counts, and
-    the rows staged per kind."""
-    counts: Counter[str] = Counter()
-    if not records:
-        return counts, {}
-    with _gc_paused():
-        staged = protect_batch(r.topic, records, policy, pseudonymizer)
-    name = f"{r.topic}-{r.partition}-{records[0].offset}"
-    for kind, table in staged.tables.items():
-        write_staged(staging, kind, name, table)
-    counts["messages"] = len(records)
-    counts["valid"] = staged.valid
-    for kind in ("deadletter", "consent", "erasure"):
-        counts[kind] = staged.tables[kind].num_rows if kind in staged.tables else 0
-    for kind, n in staged.redactions.items():
-        counts[f"redacted_{kind}"] = n
-    return counts, {kind: table.num_rows for kind, table in staged.tables.items()}
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """A batch keeps thousands of parsed messages alive at once, a read makes thousands of records,
-    and the cyclic garbage collector would scan them, and the long-lived caches, again and again
-    while it runs (the hot path makes no cycles: reference counts free it). Measured on 160,000
-    messages, reading cost 20 µs a message with it and 11-17 µs without."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@dataclass
-class StagedBatch:
-    """The protected rows of one batch, as one Arrow table per staged kind, and what redaction found."""
-
-    tables: dict[str, pa.Table] = field(default_factory=dict)
-    redactions: Counter[str] = field(default_factory=Counter)
-    valid: int = 0
-
-
-def protect_batch(topic: str, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer) -> StagedBatch:
-    """Validate and protect one batch of one topic (pure: no I/O). Validation is per message (each
-    rejected one gets its reason); protection runs column by column over the valid ones."""
-    model = TOPIC_MODELS[topic]
-    out = StagedBatch()
-    valid: list[tuple[Any, Any]] = []  # (record, message)
-    rejected: list[tuple[Any, str]] = []  # (record, reason)
-    for rec in records:
-        raw = rec.value
-        if raw is None or len(raw) == 0:
-            rejected.append((rec, EMPTY))
-        elif len(raw) > MAX_MESSAGE_BYTES:
-            rejected.append((rec, TOO_LARGE))
-        elif too_deep(raw):
-            rejected.append((rec, TOO_DEEP))
-        else:
-            try:
-                valid.append((rec, model.model_validate_json(raw)))
-            except ValidationError as e:
-                rejected.append((rec, validation_reason(e)))
-    tables: dict[str, list[pa.Table]] = {}
-    try:
-        protected = [_protect_many(topic, valid, policy, pseudonymizer)] if valid else []
-    except Exception:  # noqa: BLE001 - a message the checks missed: find it, one at a time
-        protected = []
-        for one in valid:
-            try:
-                protected.append(_protect_many(topic, [one], policy, pseudonymizer))
-            except Exception:  # noqa: BLE001 - it must not stop every later run
-                rejected.append((one[0], UNPROCESSABLE))
-    for staged_tables, redactions, kept in protected:
-        for kind, table in staged_tables.items():
-            tables.setdefault(kind, []).append(table)
-        out.redactions.update(redactions)
-        out.valid += len(kept)
-        out.redactions.update(policy.leak_attempts([rec.value for rec in kept]))
-    if rejected:
-        tables["deadletter"] = [
-            _dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), policy, pseudonymizer)
-        ]
-    out.tables = {kind: pa.concat_tables(parts) if len(parts) > 1 else parts[0] for kind, parts in tables.items()}
-    return out
-
-
-def _dead_letters(
-    topic: str, rejected: list[tuple[Any, str]], policy: FieldPolicy, pseudonymizer: Pseudonymizer
-) -> pa.Table:
-    from transforms.pseudonyms import Purpose
-
-    rows = []
-    for rec, reason in rejected:
-        subject = _subject_of_rejected(policy, topic, rec.value) if reason != TOO_LARGE else None
-        rows.append(
-            {
-                "source_topic": topic,
-                "source_partition": rec.partition,
-                "source_offset": rec.offset,
-                "reason": reason,
-                "subject_pseudonym": policy.pseudonym(pseudonymizer, Purpose.SECURITY, *subject) if subject else None,
-                "payload": policy.redact_payload(rec.value or b""),
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS["deadletter"])
-
-
-def _protect_many(
-    topic: str, valid: list[tuple[Any, Any]], policy: FieldPolicy, pseudonymizer: Pseudonymizer
-) -> tuple[dict[str, pa.Table], Counter[str], list[Any]]:
-    """The staged tables of valid messages of one topic, the identifiers redaction removed (by
-    kind), and the records they came from."""
-    from transforms.pseudonyms import Purpose
-
-    recs = [rec for rec, _ in valid]
-    msgs = [msg for _, msg in valid]
-    position = {"_partition": [rec.partition for rec in recs], "_offset": [rec.offset for rec in recs]}
-
-    def table(kind: str, columns: dict[str, list[Any]]) -> pa.Table:
-        return pa.table(columns, schema=STAGED_SCHEMAS[kind])
-
-    redactions: Counter[str] = Counter()
-    if topic == "beacons.raw":
-        analytics, found_a = policy.protect_many("beacon", Purpose.ANALYTICS, msgs, pseudonymizer)
-        security, found_s = policy.protect_many("beacon", Purpose.SECURITY, msgs, pseudonymizer)
-        for i in found_a.keys() | found_s.keys():
-            redactions.update(redactions_of_event(found_a.get(i, []), found_s.get(i, [])))
-        return (
-            {"analytics": table("analytics", analytics | position), "security": table("security", security | position)},
-            redactions,
-            recs,
-        )
-    if topic == "access_logs.raw":
-        security, found = policy.protect_many("access", Purpose.SECURITY, msgs, pseudonymizer)
-        for kinds in found.values():
-            redactions.update(redactions_of_event(kinds))
-        security["event_id"] = [f"{topic}/{rec.partition}/{rec.offset}" for rec in recs]
-        return {"security": table("security", security | position)}, redactions, recs
-    if topic == "consent.events":
-        analytics, _ = policy.protect_many("consent", Purpose.ANALYTICS, msgs, pseudonymizer)
-        security, _ = policy.protect_many("consent", Purpose.SECURITY, msgs, pseudonymizer)
-        consent = {
-            "source_partition": position["_partition"],
-            "source_offset": position["_offset"],
-            "ts": analytics["ts"],
-            "analytics": analytics["analytics"],
-            "minor_without_guardian": list(
-                map(minor_without_guardian, analytics["minor"], analytics["guardian_consent"])
-            ),
-            "analytics_pseudonym": analytics["subject_pseudonym"],
-            "security_pseudonym": security["subject_pseudonym"],
-            "key_id": analytics["key_id"],
-        }
-        return {"consent": table("consent", consent)}, redactions, recs
-    analytics, _ = policy.protect_many("erasure", Purpose.ANALYTICS, msgs, pseudonymizer)
-    security, _ = policy.protect_many("erasure", Purpose.SECURITY, msgs, pseudonymizer)
-    subjects = [policy.subject_of("erasure", msg.model_dump(mode="json", by_alias=True)) for msg in msgs]
-    erasure = {
-        "request_id": analytics["request_id"],
-        "subject_kind": [subject[0] if subject else None for subject in subjects],  # the model requires one
-        "requested_at": analytics["ts"],
-        "analytics_pseudonym": analytics["subject_pseudonym"],
-        "security_pseudonym": security["subject_pseudonym"],
-        "key_id": analytics["key_id"],
-        "source_partition": position["_partition"],
-        "source_offset": position["_offset"],
-    }
-    return {"erasure": table("erasure", erasure)}, redactions, recs
-
-
-def _subject_of_rejected(policy: FieldPolicy, topic: str, raw: bytes | None) -> tuple[str, str] | None:
-    """The subject a rejected message names, where the field policy says a message of its topic
-    names one, so that erasure reaches it."""
-    from transforms.policy import TOPIC_KINDS
-    from transforms.redact import well_formed
-
-    try:
-        doc = safejson.loads(raw or b"")
-    except ValueError:  # bad JSON, bad UTF-8, too deep
-        return None
-    subject = policy.subject_of(TOPIC_KINDS[topic], doc)
-    return (subject[0], well_formed(subject[1])) if subject else None
 
 
 def publish_deadletters(client: KafkaClient, staging: Path, prefix: str) -> int:

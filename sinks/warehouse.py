@@ -31,10 +31,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dashboards.views import create_views
-from schemas.tables import ANALYTICS_EVENTS, POSITION, SECURITY_EVENTS, TableSpec
+from schemas.staged import STAGED_SCHEMAS, OffsetRange
+from schemas.tables import ANALYTICS_EVENTS, SECURITY_EVENTS, TableSpec
 from seaport.errors import SeaportError
 from sinks.quality import validate_publish
 from transforms.cells import (
@@ -129,60 +129,6 @@ CREATE TABLE IF NOT EXISTS sec.erasures (
     + _RECEIPTS_DDL.format(schema="sec")
 )
 
-# The staged Parquet files of a run, by kind, with their Arrow schemas (pipelines/ingest.py
-# writes them; the columns `_partition`, `_offset` give the source position for a stable order).
-STAGED_SCHEMAS: dict[str, pa.Schema] = {
-    "analytics": ANALYTICS_EVENTS.arrow_schema(POSITION),
-    "security": SECURITY_EVENTS.arrow_schema(POSITION),
-    "consent": pa.schema(
-        [
-            ("source_partition", pa.int32()),
-            ("source_offset", pa.int64()),
-            ("ts", pa.timestamp("us", tz="UTC")),
-            ("analytics", pa.string()),
-            ("minor_without_guardian", pa.bool_()),
-            ("analytics_pseudonym", pa.string()),
-            ("security_pseudonym", pa.string()),
-            ("key_id", pa.string()),
-        ]
-    ),
-    "erasure": pa.schema(
-        [
-            ("request_id", pa.string()),
-            ("subject_kind", pa.string()),
-            ("requested_at", pa.timestamp("us", tz="UTC")),
-            ("analytics_pseudonym", pa.string()),
-            ("security_pseudonym", pa.string()),
-            ("key_id", pa.string()),
-            ("source_partition", pa.int32()),
-            ("source_offset", pa.int64()),
-        ]
-    ),
-    "deadletter": pa.schema(
-        [
-            ("source_topic", pa.string()),
-            ("source_partition", pa.int32()),
-            ("source_offset", pa.int64()),
-            ("reason", pa.string()),
-            ("subject_pseudonym", pa.string()),
-            ("payload", pa.string()),
-        ]
-    ),
-}
-
-
-@dataclass(frozen=True)
-class OffsetRange:
-    """Offsets `start <= o < end` of one partition; `topic` is the contract name, `kafka_topic`
-    the name on the broker (with a test prefix, if any)."""
-
-    topic: str
-    kafka_topic: str
-    partition: int
-    start: int
-    end: int
-
-
 @dataclass
 class RunSummary:
     """What one run read, stored and published; also its `ingest_runs` row."""
@@ -210,22 +156,6 @@ class RunSummary:
         return json.dumps(
             [{k: v for k, v in asdict(r).items() if k != "kafka_topic"} for r in self.ranges if r.end > r.start]
         )
-
-
-def write_staged(staging: Path | str, kind: str, name: str, rows: pa.Table | list[dict[str, Any]]) -> None:
-    """Write one batch of staged rows (atomically: a crash leaves no half file behind). Through
-    Beam's `FileSystems`: on a cluster, `staging` is a location every worker and the driver reach
-    (object storage, HDFS); locally, a folder."""
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
-    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=STAGED_SCHEMAS[kind])
-    if not table.num_rows:
-        return
-    folder = FileSystems.join(str(staging), kind)
-    tmp = FileSystems.join(folder, f".{name}.tmp")
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        pq.write_table(table, f)
-    FileSystems.rename([tmp], [FileSystems.join(folder, f"{name}.parquet")])
 
 
 class WarehouseBusy(SeaportError):

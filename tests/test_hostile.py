@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.ingest import protect_batch
+from pipelines.stage import protect_batch
 from schemas.safejson import MAX_JSON_DEPTH, loads, too_deep
 from seaport.devtools.loadtest import running_collector, topic_events
 from seaport.kafka.clients import Record, make_client

@@ -2,7 +2,7 @@
 
 It runs the real path: `simulate --attacks` traffic (quiet days, then a day of labelled attacks
 and legitimate look-alikes) -> the security events exactly as ingest writes them (the same
-`protect_batch` of `pipelines/ingest.py`, under a throw-away key, into a fresh warehouse) -> the
+`protect_batch` of `pipelines/stage.py`, under a throw-away key, into a fresh warehouse) -> the
 nightly report of every day, in order (so the baselines build up as they would night after night)
 -> the findings compared with the labels. The labels never enter the store: they are turned into
 pseudonyms and prefixes with the same key, only to compare.
@@ -75,7 +75,7 @@ def load_security_events(traffic: Any, warehouse: Path, pseudonymizer: Any) -> i
     warehouse's security_events. (Minors' and erased subjects' rows would be removed by ingest;
     attack traffic has neither.)"""
 
-    from pipelines.ingest import protect_batch
+    from pipelines.stage import protect_batch
     from schemas.tables import POSITION, SECURITY_EVENTS
     from seaport.kafka.clients import Record
     from sinks.warehouse import Warehouse

@@ -342,8 +342,9 @@ def test_the_beam_graph_on_testpipeline(kafka_bootstrap, tmp_path: Path):
     from apache_beam.testing.util import assert_that, equal_to
 
     from pipelines import ingest as graph
+    from pipelines.stage import stage_batch
+    from schemas.staged import OffsetRange
     from seaport.kafka.topics import create_topics
-    from sinks.warehouse import OffsetRange
     from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Pseudonymizer
 
@@ -370,7 +371,7 @@ def test_the_beam_graph_on_testpipeline(kafka_bootstrap, tmp_path: Path):
         direct: dict[str, int] = {}
         for r in ranges:
             for element in reader.process(r):
-                for kind, n in graph.stage_batch(*element, policy, pseudonymizer, tmp_path / "direct")[1].items():
+                for kind, n in stage_batch(*element, policy, pseudonymizer, tmp_path / "direct")[1].items():
                     direct[kind] = direct.get(kind, 0) + n
     finally:
         reader.teardown()

@@ -1,4 +1,4 @@
-"""The Beam pieces of `pipelines/ingest.py`, without Kafka: TestPipeline and assert_that."""
+"""The Beam pieces of `pipelines/ingest.py` and the steps of `pipelines/stage.py`, without Kafka: TestPipeline and assert_that."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from pipelines.ingest import (
     ValidateAndProtect,
     _in_process_below,
     add_arguments,
-    protect_batch,
     split_range,
     uses_beam,
 )
+from pipelines.stage import protect_batch
+from schemas.staged import OffsetRange
 from seaport.kafka.clients import Record
-from sinks.warehouse import OffsetRange
 from transforms.policy import POLICY_PATH, FieldPolicy
 from transforms.pseudonyms import Pseudonymizer
 

@@ -15,8 +15,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from schemas.staged import OffsetRange, write_staged
 from sinks.quality import COLUMNS, QualityReport, check_warehouse, validate_publish
-from sinks.warehouse import OffsetRange, RunSummary, Warehouse, write_staged
+from sinks.warehouse import RunSummary, Warehouse
 from tests.helpers import CONTRACT_DDL
 
 K = 5

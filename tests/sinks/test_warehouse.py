@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sinks.warehouse import OffsetRange, QualityGateFailed, RunSummary, Warehouse, write_staged
+from schemas.staged import OffsetRange, write_staged
+from sinks.warehouse import QualityGateFailed, RunSummary, Warehouse
 
 
 def _materialize(root: Path, tz: str, instants: list[datetime]) -> list[tuple[datetime, int]]:
