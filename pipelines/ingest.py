@@ -59,7 +59,7 @@ from seaport.options import (
     positive_int,
 )
 from seaport.progress import Progress
-from sinks import trail
+from sinks import quality, trail
 from sinks.warehouse import (
     CHUNK_EVENTS,
     LATE_DAYS,
@@ -222,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     )
     stop = _StopFlag()
     was_idle = False
+    warming = quality.warm_up()  # the quality gate's seconds of imports, while the first run reads
     try:
         # A topic that does not exist yet has nothing to read: make it, as `seaport topics create` would.
         created = client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
@@ -252,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
             warehouse.close()
         client.close()
         shutdown_local_workers()
+        warming.join()  # a process that ends while a thread imports may fail on its way out
 
 
 def _open_waiting(open_warehouse: Any, seconds: float) -> Warehouse:

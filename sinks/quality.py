@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -429,10 +430,27 @@ def _exception_message(info: dict[str, Any]) -> str:
 # -- GX: one ephemeral context per process -------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
+def warm_up() -> threading.Thread:
+    """Import GX and make the process's context in a thread of its own: seconds that a run pays
+    while its workers read, not after (the gate then finds both ready). Join it before the
+    process ends."""
+    thread = threading.Thread(target=_context, name="gx-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+_context_lock = threading.Lock()
+
+
 def _context() -> Any:
     """The process's GX context (ephemeral: nothing written but the data docs asked for), with
-    one pandas data source."""
+    one pandas data source; made once, whichever thread asks first."""
+    with _context_lock:
+        return _new_context()
+
+
+@lru_cache(maxsize=1)
+def _new_context() -> Any:
     _quiet_gx()  # before the import: GX logs while it imports
     import great_expectations as gx  # ~5 s to import: only when a check runs
     from great_expectations.data_context.types.base import ProgressBarsConfig
