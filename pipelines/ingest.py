@@ -42,12 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import apache_beam as beam
-from apache_beam.metrics import Metrics
-
-from pipelines.stage import gc_paused, stage_batch, stage_piece, worker_setup
+from pipelines.stage import read_batches, split_range, stage_batch, stage_piece, worker_setup
 from seaport.errors import SeaportError
-from seaport.kafka.clients import KafkaClient
+from seaport.kafka.clients import KafkaClient, make_client
 from seaport.kafka.topics import TOPICS, topic_name
 from seaport.options import (
     add_kafka_options,
@@ -174,7 +171,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seaport.kafka.clients import make_client
     from transforms.policy import FieldPolicy
     from transforms.pseudonyms import Pseudonymizer
 
@@ -383,9 +379,6 @@ def run_pipeline(
 
     A small run on the in-process runner calls the same steps directly, in order: building and
     starting a Beam pipeline costs seconds, which a `--streaming` poll of a few messages must not pay."""
-    from apache_beam.metrics.metric import MetricsFilter
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     messages = sum(r.end - r.start for r in ranges)
     bar = Progress("reading and protecting", total=messages)
     if not uses_beam(params, messages):
@@ -398,28 +391,9 @@ def run_pipeline(
             bar.close()
         return dict(total)
     shutdown_local_workers()  # idle while Beam's own workers run: their memory is freed
-    beam_args = [*local_parallelism(params.runner, params.beam_args, messages), *params.beam_args]
-    pipeline = beam.Pipeline(options=PipelineOptions([f"--runner={params.runner}", *beam_args]))
-    (
-        pipeline
-        | "OffsetRanges" >> beam.Create(ranges)
-        | "SplitRanges" >> beam.FlatMap(split_range, SPLIT_OFFSETS)
-        | "Distribute" >> beam.Reshuffle()
-        | "ReadAndProtect"
-        >> beam.ParDo(
-            ReadAndProtect(
-                ReadOffsetRange(params.kafka_client, params.bootstrap, params.max_batch),
-                ValidateAndProtect(policy, pseudonymizer, str(staging)),
-            )
-        )
-    )
-    result = pipeline.run()
-    result.wait_until_finish()
-    counts: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace("ingest"))["counters"]:
-        counts[counter.key.metric.name] = counts.get(counter.key.metric.name, 0) + int(
-            counter.committed or counter.attempted or 0
-        )
+    from pipelines.graph import run_beam  # Beam takes seconds to import: only for a run through it
+
+    counts = run_beam(ranges, staging, policy, pseudonymizer, params, messages)
     # Beam's workers count into metrics, which the runner reports when the pipeline ends (a
     # worker may be another machine): the bar shows elapsed time while it runs, then the count.
     bar.update(counts.get("messages", 0))
@@ -439,14 +413,13 @@ def _run_in_process(
     in pieces over the local worker processes (one per core, started once and kept for the life
     of the process: a streaming poll does not start them again)."""
     if not _pooled(params, messages):
-        reader = ReadOffsetRange(params.kafka_client, params.bootstrap, params.max_batch)
-        reader.setup()
+        client = make_client(params.kafka_client, params.bootstrap)
         try:
             for piece in (p for r in ranges for p in split_range(r, SPLIT_OFFSETS)):
-                for element in reader.process(piece):
-                    yield stage_batch(*element, policy, pseudonymizer, staging)[0]
+                for batch in read_batches(client, piece, params.max_batch):
+                    yield stage_batch(piece, batch, policy, pseudonymizer, staging)[0]
         finally:
-            reader.teardown()
+            client.close()
         return
     cores = os.cpu_count() or 1
     size = max(params.max_batch, min(SPLIT_OFFSETS, -(-messages // (2 * cores))))
@@ -504,6 +477,7 @@ def uses_beam(params: RunParams, messages: int) -> bool:
 
 # Portable runners and the option that names their job server or binary (without it, Beam would
 # try to download one when the pipeline runs); `seaport runners setup` builds them.
+IN_PROCESS_RUNNERS = ("FnApiRunner", "DirectRunner")  # Beam's own, in this process
 PORTABLE_RUNNERS = {
     "FlinkRunner": ("--flink_job_server_jar", "flink"),
     "SparkRunner": ("--spark_job_server_jar", "spark"),
@@ -514,6 +488,8 @@ PORTABLE_RUNNERS = {
 def check_runner(name: str, beam_args: tuple[str, ...] | list[str] = ()) -> None:
     """A one-line error for a runner Beam does not know, or a portable one without its job
     server, before anything is read."""
+    if name in IN_PROCESS_RUNNERS:
+        return  # known without importing Beam (seconds)
     from apache_beam.runners.runner import create_runner
 
     try:
@@ -540,74 +516,6 @@ def local_parallelism(runner: str, beam_args: tuple[str, ...], messages: int) ->
         "--direct_running_mode=multi_processing",
         "--default_sdk_harness_log_level=WARNING",
     ]
-
-
-def split_range(r: OffsetRange, size: int) -> Iterator[OffsetRange]:
-    for start in range(r.start, r.end, size):
-        yield OffsetRange(r.topic, r.kafka_topic, r.partition, start, min(r.end, start + size))
-
-
-class ReadOffsetRange(beam.DoFn):
-    """Reads one offset range of one partition as batches of records (bounded: stops at end)."""
-
-    def __init__(self, kafka_client: str, bootstrap: str, max_batch: int):
-        self.kafka_client, self.bootstrap, self.max_batch = kafka_client, bootstrap, max_batch
-
-    def setup(self) -> None:
-        from seaport.kafka.clients import make_client
-
-        self.client = make_client(self.kafka_client, self.bootstrap)
-
-    def process(self, r: OffsetRange) -> Iterator[tuple[OffsetRange, list[Any]]]:
-        for batch in self.client.read_range(r.kafka_topic, r.partition, r.start, r.end, self.max_batch):
-            yield r, batch
-
-    def teardown(self) -> None:
-        self.client.close()
-
-
-class ValidateAndProtect(beam.DoFn):
-    """Parses and validates each message of a batch, applies the field policy, and stages the
-    protected rows; rejected messages are staged as redacted dead letters. Never raises on bad
-    input: it is counted and routed."""
-
-    def __init__(self, policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: str):
-        self.policy, self.pseudonymizer, self.staging = policy, pseudonymizer, Path(staging)
-
-    def setup(self) -> None:
-        self.counters: dict[str, Any] = {}
-
-    def _count(self, name: str, n: int = 1) -> None:
-        if n:
-            if name not in self.counters:
-                self.counters[name] = Metrics.counter("ingest", name)
-            self.counters[name].inc(n)
-
-    def process(self, element: tuple[OffsetRange, list[Any]]) -> Iterator[tuple[str, int]]:
-        """Yields (staged kind, rows staged) per file written."""
-        counts, staged = stage_batch(*element, self.policy, self.pseudonymizer, self.staging)
-        for name, n in counts.items():
-            self._count(name, n)
-        yield from staged.items()
-
-
-class ReadAndProtect(beam.DoFn):
-    """Reads one offset range and stages it, batch by batch: reading and protecting in one step."""
-
-    def __init__(self, reader: ReadOffsetRange, protect: ValidateAndProtect):
-        self.reader, self.protect = reader, protect
-
-    def setup(self) -> None:
-        self.reader.setup()
-        self.protect.setup()
-
-    def process(self, r: OffsetRange) -> Iterator[tuple[str, int]]:
-        with gc_paused():  # the whole range, then its (small) outputs
-            staged = [out for element in self.reader.process(r) for out in self.protect.process(element)]
-        yield from staged
-
-    def teardown(self) -> None:
-        self.reader.teardown()
 
 
 def publish_deadletters(client: KafkaClient, staging: Path, prefix: str) -> int:

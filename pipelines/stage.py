@@ -38,6 +38,12 @@ def read_batches(client: KafkaClient, r: OffsetRange, max_batch: int) -> Iterato
     return client.read_range(r.kafka_topic, r.partition, r.start, r.end, max_batch)
 
 
+def split_range(r: OffsetRange, size: int) -> Iterator[OffsetRange]:
+    """`r` in pieces of at most `size` offsets."""
+    for start in range(r.start, r.end, size):
+        yield OffsetRange(r.topic, r.kafka_topic, r.partition, start, min(r.end, start + size))
+
+
 def stage_batch(
     r: OffsetRange, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: Path
 ) -> tuple[Counter[str], dict[str, int]]:

@@ -341,8 +341,8 @@ def test_the_beam_graph_on_testpipeline(kafka_bootstrap, tmp_path: Path):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines import ingest as graph
-    from pipelines.stage import stage_batch
+    from pipelines import graph
+    from pipelines.stage import split_range, stage_batch
     from schemas.staged import OffsetRange
     from seaport.kafka.topics import create_topics
     from transforms.policy import FieldPolicy
@@ -384,7 +384,7 @@ def test_the_beam_graph_on_testpipeline(kafka_bootstrap, tmp_path: Path):
         staged = (
             p
             | beam.Create(ranges)
-            | beam.FlatMap(graph.split_range, piece)
+            | beam.FlatMap(split_range, piece)
             | beam.Reshuffle()
             | beam.ParDo(read_and_protect)
             | beam.CombinePerKey(sum)

@@ -1,4 +1,4 @@
-"""The Beam pieces of `pipelines/ingest.py` and the steps of `pipelines/stage.py`, without Kafka: TestPipeline and assert_that."""
+"""The Beam pieces of `pipelines/graph.py` and the steps of `pipelines/stage.py`, without Kafka: TestPipeline and assert_that."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipelines.graph import ValidateAndProtect
 from pipelines.ingest import (
     IN_PROCESS_BELOW,
     RunParams,
-    ValidateAndProtect,
     _in_process_below,
     add_arguments,
-    split_range,
     uses_beam,
 )
-from pipelines.stage import protect_batch
+from pipelines.stage import protect_batch, split_range
 from schemas.staged import OffsetRange
 from seaport.kafka.clients import Record
 from transforms.policy import POLICY_PATH, FieldPolicy
