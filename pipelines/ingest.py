@@ -218,7 +218,6 @@ def run(args: argparse.Namespace) -> int:
     )
     stop = _StopFlag()
     was_idle = False
-    warming = quality.warm_up()  # the quality gate's seconds of imports, while the first run reads
     try:
         # A topic that does not exist yet has nothing to read: make it, as `seaport topics create` would.
         created = client.ensure_topics({topic_name(base, prefix): spec for base, spec in TOPICS.items()})
@@ -249,7 +248,6 @@ def run(args: argparse.Namespace) -> int:
             warehouse.close()
         client.close()
         shutdown_local_workers()
-        warming.join()  # a process that ends while a thread imports may fail on its way out
 
 
 def _open_waiting(open_warehouse: Any, seconds: float) -> Warehouse:
@@ -323,7 +321,10 @@ def ingest_once(
         publish_deadletters(client, staging, params.prefix)
     clock.start("storing (security, then state with the offsets)")
     warehouse.commit_run(summary, staging, policy.consent_gated_columns(), params.retention_days)
+    # The quality gate's seconds of imports (once a process) ran beside the reading and storing
+    # of a run without Beam (`warm_up_in_background`, which those steps' imports never meet).
     clock.start("publishing the aggregates (analytics.duckdb, parquet/)")
+    quality.warm_up()
     warehouse.materialize(summary)
     clock.stop()
     if pending:
@@ -413,6 +414,7 @@ def _run_in_process(
     in pieces over the local worker processes (one per core, started once and kept for the life
     of the process: a streaming poll does not start them again)."""
     if not _pooled(params, messages):
+        quality.warm_up_in_background()
         client = make_client(params.kafka_client, params.bootstrap)
         try:
             for piece in (p for r in ranges for p in split_range(r, SPLIT_OFFSETS)):
@@ -425,7 +427,9 @@ def _run_in_process(
     size = max(params.max_batch, min(SPLIT_OFFSETS, -(-messages // (2 * cores))))
     pool = _local_workers(cores, (params.kafka_client, params.bootstrap, params.max_batch, policy, pseudonymizer))
     pieces = [p for r in ranges for p in split_range(r, size)]
-    for done in as_completed([pool.submit(stage_piece, piece, str(staging)) for piece in pieces]):
+    started = [pool.submit(stage_piece, piece, str(staging)) for piece in pieces]
+    quality.warm_up_in_background()  # after the pool's own imports
+    for done in as_completed(started):
         yield done.result()
 
 

@@ -430,27 +430,29 @@ def _exception_message(info: dict[str, Any]) -> str:
 # -- GX: one ephemeral context per process -------------------------------------------------------
 
 
-def warm_up() -> threading.Thread:
-    """Import GX and make the process's context in a thread of its own: seconds that a run pays
-    while its workers read, not after (the gate then finds both ready). Join it before the
-    process ends."""
-    thread = threading.Thread(target=_context, name="gx-warm-up", daemon=True)
-    thread.start()
-    return thread
+_warming: list[threading.Thread] = []
 
 
-_context_lock = threading.Lock()
+def warm_up_in_background() -> None:
+    """Start importing GX and making the process's context in a thread (seconds, once a process),
+    so that a run's gate finds both ready. Until `warm_up()` joins it, the caller must import
+    nothing new: two threads importing at once can deadlock on a circular import."""
+    if not _warming and _context.cache_info().currsize == 0:
+        _warming.append(threading.Thread(target=_context, name="gx-warm-up", daemon=True))
+        _warming[0].start()
 
 
-def _context() -> Any:
-    """The process's GX context (ephemeral: nothing written but the data docs asked for), with
-    one pandas data source; made once, whichever thread asks first."""
-    with _context_lock:
-        return _new_context()
+def warm_up() -> None:
+    """GX imported and the context made: waits for `warm_up_in_background`, else does it now."""
+    while _warming:
+        _warming.pop().join()
+    _context()
 
 
 @lru_cache(maxsize=1)
-def _new_context() -> Any:
+def _context() -> Any:
+    """The process's GX context (ephemeral: nothing written but the data docs asked for), with
+    one pandas data source."""
     _quiet_gx()  # before the import: GX logs while it imports
     import great_expectations as gx  # ~5 s to import: only when a check runs
     from great_expectations.data_context.types.base import ProgressBarsConfig

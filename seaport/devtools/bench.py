@@ -314,9 +314,10 @@ def _ingest_child(
 ) -> None:  # fmt: skip
     """In the ingest's own process: the run, its summary sent back (or its error, one line)."""
     configure_logging()  # as `seaport ingest`
-    import great_expectations  # noqa: F401 - imported once by a long-lived ingest: not timed
-
     from pipelines.ingest import RunParams, ingest_once, shutdown_local_workers
+    from sinks import quality
+
+    quality.warm_up()  # GX's import and context: made once by a long-lived ingest, not timed
     from seaport.kafka.clients import make_client
     from sinks.warehouse import Warehouse
     from transforms.policy import FieldPolicy
