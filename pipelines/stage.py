@@ -1,7 +1,7 @@
 """Reading and protecting: one offset range of one partition read from Kafka, each message
 validated and protected by the field policy, and the rows staged as Parquet files.
 
-The steps every runner calls: Beam's DoFns (`pipelines/ingest.py`, on any runner) and the local
+The steps every runner calls: Beam's DoFns (`pipelines/graph.py`, on any runner) and the local
 worker processes of a run without Beam (`worker_setup`, `stage_piece`). Nothing here imports
 Beam, DuckDB or pandas, so a local worker process starts in well under a second.
 """
