@@ -87,7 +87,8 @@ class ValidateAndProtect(beam.DoFn):
     input: it is counted and routed."""
 
     def __init__(self, policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: str):
-        self.policy, self.pseudonymizer, self.staging = policy, pseudonymizer, Path(staging)
+        # a string: a URL (object storage, HDFS) is no local path, and Path() would fold its `//`
+        self.policy, self.pseudonymizer, self.staging = policy, pseudonymizer, staging
 
     def setup(self) -> None:
         self.counters: dict[str, Any] = {}

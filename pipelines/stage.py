@@ -45,7 +45,7 @@ def split_range(r: OffsetRange, size: int) -> Iterator[OffsetRange]:
 
 
 def stage_batch(
-    r: OffsetRange, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: Path
+    r: OffsetRange, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer, staging: Path | str
 ) -> tuple[Counter[str], dict[str, int]]:
     """Validate and protect one batch, write its staged files; returns the batch's counts, and
     the rows staged per kind."""
@@ -260,5 +260,5 @@ def stage_piece(piece: OffsetRange, staging: str) -> Counter[str]:
     total: Counter[str] = Counter()
     with gc_paused():
         for batch in read_batches(client, piece, max_batch):
-            total.update(stage_batch(piece, batch, policy, pseudonymizer, Path(staging))[0])
+            total.update(stage_batch(piece, batch, policy, pseudonymizer, staging)[0])
     return total
