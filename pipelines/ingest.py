@@ -8,7 +8,7 @@ as Parquet, and committed to the warehouse; then the analysts' aggregates are re
 the Kafka offsets committed (see `sinks/warehouse.py` for the commit order and why it is
 exactly-once in effect).
 
-The graph:
+The graph (`pipelines/graph.py`, imported only for a run through Beam):
 
     OffsetRanges ▸ SplitRanges ▸ Distribute ▸ ReadAndProtect
 
