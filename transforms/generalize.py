@@ -45,9 +45,18 @@ _BROWSERS = [
 _PRODUCT = re.compile(r"([A-Za-z][A-Za-z0-9 ._\-]{0,23})/v?(\d+)")
 
 
+# A plain dotted IPv4 address, each number as `ipaddress` writes it (no leading zero): its /24 is
+# read off the text. Every other form goes through `ipaddress` (~30 µs, where a realistic stream
+# misses the cache for one address in fifteen).
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits, as ipaddress reads
+_DOTTED = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
 @lru_cache(maxsize=1 << 14)
 def ip_prefix(ip: str) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) network of an address, e.g. "203.0.113.0/24"; None if invalid."""
+    if m := _DOTTED.fullmatch(ip):
+        return f"{m[1]}.{m[2]}.{m[3]}.0/{IPV4_PREFIX}"
     address = _parse_address(ip.strip())
     if address is None:
         return None
