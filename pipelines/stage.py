@@ -32,7 +32,6 @@ from transforms.consent import minor_without_guardian
 from transforms.policy import FieldPolicy, redactions_of_event
 from transforms.pseudonyms import Pseudonymizer
 
-
 # Messages validated and protected at a time: a read batch (thousands, one staged file) is
 # protected in chunks whose messages, parsed models and caches stay in the processor's cache.
 # Measured on realistic beacons: ~53 µs a message in chunks of 1,000, ~67 µs in one of 5,000.
