@@ -383,7 +383,11 @@ def test_leak_attempts_count_registration_fields_sent_as_keys_at_the_top_or_in_u
     # names the policy may list, whatever their characters, are matched as they are written
     fields = ["real name", "a-b", "x.y", "(", "\u59d3\u540d"]
     policy = FieldPolicy.parse(
-        re.sub(r"(?ms)^registration_fields = \[.*?\]", lambda _: f"registration_fields = {json.dumps(fields, ensure_ascii=False)}", POLICY_TEXT)
+        re.sub(
+            r"(?ms)^registration_fields = \[.*?\]",
+            lambda _: f"registration_fields = {json.dumps(fields, ensure_ascii=False)}",
+            POLICY_TEXT,
+        )
     )
     raws = [json.dumps({"schema": "beacon/1", name: "v"}, ensure_ascii=False).encode() for name in fields]
     assert policy.leak_attempts([*raws, b'{"schema":"beacon/1","xzy":"v","real_name":"v"}']) == Counter(
