@@ -19,7 +19,7 @@ from pipelines.ingest import (
     add_arguments,
     uses_beam,
 )
-from pipelines.stage import protect_batch, split_range
+from pipelines.stage import PROTECT_CHUNK, protect_batch, split_range, stage_batch
 from schemas.staged import OffsetRange
 from seaport.kafka.clients import Record
 from transforms.policy import POLICY_PATH, FieldPolicy
@@ -56,6 +56,30 @@ def test_split_range_covers_the_range_exactly():
             | beam.Map(lambda r: (r.partition, r.start, r.end))
         )
         assert_that(pieces, equal_to([(1, 10, 60), (1, 60, 110), (1, 110, 125)]))
+
+
+def test_a_batch_protected_in_chunks_stages_what_it_does_in_one(tmp_path: Path):
+    """stage_batch protects a read batch PROTECT_CHUNK messages at a time: its staged rows and
+    counts are those of the whole batch protected at once, dead letters and redactions included."""
+    values = []
+    for n in range(2 * PROTECT_CHUNK + PROTECT_CHUNK // 2):
+        if n % 97 == 0:
+            values.append(b"not json" if n % 2 else b"[]")
+        elif n % 89 == 0:
+            values.append(beacon(n, page=f"/claims?phone=1380013{n:04d}"))  # a redacted identifier
+        else:
+            values.append(beacon(n, event="click" if n % 3 else "page_view", element=f"b{n % 5}"))
+    r = OffsetRange("beacons.raw", "beacons.raw", 0, 0, len(values))
+    counts, rows = stage_batch(r, records(values), POLICY, PSEUDONYMS, str(tmp_path))
+    whole = protect_batch("beacons.raw", records(values), POLICY, PSEUDONYMS)
+    assert rows == {kind: t.num_rows for kind, t in whole.tables.items()}
+    for kind, table in whole.tables.items():
+        assert pq.read_table(tmp_path / kind).to_pylist() == table.to_pylist()
+    assert counts["valid"] == whole.valid and counts["deadletter"] == rows["deadletter"] > 2
+    assert {k.removeprefix("redacted_"): n for k, n in counts.items() if k.startswith("redacted_")} == dict(
+        whole.redactions
+    )
+    assert sum(whole.redactions.values()) > 0
 
 
 def test_validate_and_protect_stages_rows_and_dead_letters(tmp_path: Path):
