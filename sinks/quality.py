@@ -437,20 +437,26 @@ def warm_up_in_background() -> None:
     """Start importing GX and making the process's context in a thread (seconds, once a process),
     so that a run's gate finds both ready. Until `warm_up()` joins it, the caller must import
     nothing new: two threads importing at once can deadlock on a circular import."""
-    if not _warming and _context.cache_info().currsize == 0:
-        _warming.append(threading.Thread(target=_context, name="gx-warm-up", daemon=True))
+    if not _warming and _new_context.cache_info().currsize == 0:
+        _warming.append(threading.Thread(target=_new_context, name="gx-warm-up", daemon=True))
         _warming[0].start()
 
 
 def warm_up() -> None:
     """GX imported and the context made: waits for `warm_up_in_background`, else does it now."""
-    while _warming:
-        _warming.pop().join()
     _context()
 
 
-@lru_cache(maxsize=1)
 def _context() -> Any:
+    """The process's GX context, once any warm-up in progress is done: every use goes through
+    here, so none makes a second context beside the warm-up thread."""
+    while _warming:
+        _warming.pop().join()
+    return _new_context()
+
+
+@lru_cache(maxsize=1)
+def _new_context() -> Any:
     """The process's GX context (ephemeral: nothing written but the data docs asked for), with
     one pandas data source."""
     _quiet_gx()  # before the import: GX logs while it imports
