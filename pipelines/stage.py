@@ -67,8 +67,7 @@ def stage_batch(
             counts.update({f"redacted_{kind}": n for kind, n in staged.redactions.items()})
     name = f"{r.topic}-{r.partition}-{records[0].offset}"
     rows = {}
-    for kind, parts in tables.items():
-        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    for kind, table in _joined(tables).items():
         write_staged(staging, kind, name, table)
         rows[kind] = table.num_rows
     counts["messages"] = len(records)
@@ -142,8 +141,13 @@ def protect_batch(topic: str, records: list[Any], policy: FieldPolicy, pseudonym
         tables["deadletter"] = [
             _dead_letters(topic, sorted(rejected, key=lambda x: x[0].offset), policy, pseudonymizer)
         ]
-    out.tables = {kind: pa.concat_tables(parts) if len(parts) > 1 else parts[0] for kind, parts in tables.items()}
+    out.tables = _joined(tables)
     return out
+
+
+def _joined(tables: dict[str, list[pa.Table]]) -> dict[str, pa.Table]:
+    """The parts of each kind's staged rows as one table."""
+    return {kind: pa.concat_tables(parts) if len(parts) > 1 else parts[0] for kind, parts in tables.items()}
 
 
 def _dead_letters(
