@@ -8,8 +8,9 @@
 3. times `seaport ingest` end to end over the same messages into a fresh warehouse, phase by
    phase (events/s and share of each);
 4. times the same small increment (a later day of a few hundred visitors) ingested into an empty
-   warehouse and on top of the N stored messages: with the incremental commit its cost should not
-   depend on what is stored;
+   warehouse and on top of the N stored messages, `--increment-runs` times each (on copies of the
+   warehouse as it stands; medians, and the spread of the whole run): with the incremental commit
+   its cost should not depend on what is stored;
 5. prints the peak memory (RSS) summed over this process and every process it started, overall
    and per phase; each timed ingest runs in a process of its own, so its phase's peak is the
    ingest's alone (its driver, its workers, DuckDB).
@@ -25,6 +26,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -73,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--runner", default="FnApiRunner", help="Beam runner for the ingest part (default: %(default)s)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench warehouse (its path is printed)")
+    parser.add_argument(
+        "--increment-runs",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="times the increment is ingested into each warehouse, each time on a copy of it as it stands: "
+        "one run's time is noisy (default: %(default)s)",
+    )
     parser.add_argument(
         "--streaming",
         action="store_true",
@@ -386,8 +396,7 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     finally:
         later.close()
     memory.phase = "the increment into an empty warehouse"
-    alone = _ingest(memory, args, root / "increment-alone", increment, verbose=False)
-    _report_increment(alone, "into an empty warehouse")
+    _report_increments(_increments(memory, args, root / "increment-alone", increment), "into an empty warehouse")
 
     days = _Days(users, args.seed, first_day)
     produced, rows, warehouse = 0, [], root / "warehouse-0"
@@ -410,7 +419,7 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
             _progress("the increment on top of it")
             memory.phase = f"the increment on top of {size:,}"
             on_top = _increment_on_top(memory, client, args, warehouse, main, increment)
-            produced += on_top.messages  # the increment is now part of the main topics too
+            produced += on_top[-1].messages  # the increment is now part of the main topics too
             rows.append(_report_size(args, consumed, consume_s, produce_s, summary, on_top))
     finally:
         days.close()
@@ -424,13 +433,45 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
     return 0
 
 
-def _report_increment(inc: Any, label: str) -> None:
-    phases = ", ".join(f"{p} {s:.2f} s" for p, s in inc.timings.items())
-    print(f"increment of {inc.messages:,} {label}: {phases}", flush=True)
+def _increments(memory: PeakMemory, args: argparse.Namespace, warehouse_dir: Path, prefix: str) -> list[Any]:
+    """The increment's run into `warehouse_dir`, `--increment-runs` times: each but the last on a
+    copy of the warehouse as it stands (its stored positions make it read the same messages), the
+    last on the warehouse itself, which keeps it. Returns their RunSummaries."""
+    runs = []
+    trial = warehouse_dir.with_name(f"{warehouse_dir.name}-trial")
+    for _ in range(args.increment_runs - 1):
+        shutil.rmtree(trial, ignore_errors=True)
+        if warehouse_dir.exists():
+            shutil.copytree(warehouse_dir, trial)
+        try:
+            runs.append(_ingest(memory, args, trial, prefix, verbose=False))
+        finally:
+            shutil.rmtree(trial, ignore_errors=True)
+    runs.append(_ingest(memory, args, warehouse_dir, prefix, verbose=False))
+    if len({r.messages for r in runs}) > 1:  # the copies must have read what the warehouse did
+        raise SeaportError(f"the increment's runs read different messages: {[r.messages for r in runs]}")
+    return runs
+
+
+def _report_increments(runs: list[Any], label: str) -> None:
+    """Each phase's median over the runs, and the whole run's spread."""
+    phases = ", ".join(
+        f"{p} {statistics.median(r.timings.get(p, 0.0) for r in runs):.2f} s"
+        for p in runs[-1].timings
+        if p != "end to end"
+    )
+    whole = sorted(r.timings["end to end"] for r in runs)
+    spread = f" (runs {whole[0]:.2f}–{whole[-1]:.2f} s)" if len(runs) > 1 else ""
+    median = f"median of {len(runs)}: " if len(runs) > 1 else ""
+    print(
+        f"increment of {runs[-1].messages:,} {label}: {median}{phases}, end to end "
+        f"{statistics.median(whole):.2f} s{spread}",
+        flush=True,
+    )
 
 
 def _report_size(
-    args: argparse.Namespace, consumed: int, consume_s: float, produce_s: float, summary: Any, on_top: Any
+    args: argparse.Namespace, consumed: int, consume_s: float, produce_s: float, summary: Any, on_top: list[Any]
 ) -> dict[str, Any]:
     ingest_s = summary.timings.pop("end to end")
     summary.timings = {phase_name(p): t for p, t in summary.timings.items()}
@@ -449,7 +490,7 @@ def _report_size(
         "phases                "
         + "   ".join(_phase(p, s, summary.messages, ingest_s) for p, s in summary.timings.items())
     )
-    _report_increment(on_top, f"on top of {summary.messages:,} messages")
+    _report_increments(on_top, f"on top of {summary.messages:,} messages")
     return {"messages": summary.messages, "end to end": ingest_s, **summary.timings}
 
 
@@ -477,7 +518,7 @@ def _phase(name: str, seconds: float, messages: int, total_s: float) -> str:
 
 def _increment_on_top(
     memory: PeakMemory, client: KafkaClient, args: argparse.Namespace, warehouse_dir: Path, main: str, increment: str
-) -> Any:
+) -> list[Any]:
     """Ingests the increment's topics into the big warehouse: its positions there are for `main`'s
     topic names, which are the same contract topics, so the increment is read under `main`'s prefix
     by copying its messages there first (produced before timing starts)."""
@@ -493,4 +534,4 @@ def _increment_on_top(
         ]
         if values:
             client.produce(topic_name(topic, main), values)
-    return _ingest(memory, args, warehouse_dir, main, verbose=False)
+    return _increments(memory, args, warehouse_dir, main)

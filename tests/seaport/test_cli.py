@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,13 +150,17 @@ def bench_topics(bootstrap: str) -> set[str]:
 
 def test_bench_leaves_no_topics_and_no_files_behind(kafka_bootstrap, tmp_path):
     before = bench_topics(kafka_bootstrap)
-    command = [sys.executable, "-m", "seaport.cli", "bench", "--events", "40", "--bootstrap", kafka_bootstrap]
+    command = [sys.executable, "-m", "seaport.cli", "bench", "--events", "40", "--increment-runs", "2",
+               "--bootstrap", kafka_bootstrap]  # fmt: skip
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=300, env=os.environ | {"TMPDIR": str(tmp_path)}
     )
     assert done.returncode == 0, done.stderr
     assert "producing about 40 messages" in done.stderr and "stored events" in done.stdout
-    assert "increment of" in done.stdout and "on top of" in done.stdout
+    increments = [line for line in done.stdout.splitlines() if line.startswith("increment of")]
+    # the same messages each time: the second run on a copy of the warehouse read what the first did
+    assert [" into an empty warehouse: median of 2: " in increments[0], " on top of " in increments[1]] == [True, True]
+    assert all(re.search(r"end to end [\d.]+ s \(runs [\d.]+–[\d.]+ s\)$", line) for line in increments), increments
     assert bench_topics(kafka_bootstrap) <= before
     assert list(tmp_path.glob("seaport-bench-*")) == []
 
