@@ -435,12 +435,12 @@ def _bench(args: argparse.Namespace, client: KafkaClient, prefixes: list[str], r
 
 def _increments(memory: PeakMemory, args: argparse.Namespace, warehouse_dir: Path, prefix: str) -> list[Any]:
     """The increment's run into `warehouse_dir`, `--increment-runs` times: each but the last on a
-    copy of the warehouse as it stands (its stored positions make it read the same messages), the
-    last on the warehouse itself, which keeps it. Returns their RunSummaries."""
+    copy of the warehouse as it stands, the last on the warehouse itself, which keeps it. Each copy
+    has a name of its own: an empty warehouse reads from its consumer group's committed offsets,
+    named after the folder, and a stored one from its positions. Returns their RunSummaries."""
     runs = []
-    trial = warehouse_dir.with_name(f"{warehouse_dir.name}-trial")
-    for _ in range(args.increment_runs - 1):
-        shutil.rmtree(trial, ignore_errors=True)
+    for n in range(1, args.increment_runs):
+        trial = warehouse_dir.with_name(f"{warehouse_dir.name}-trial-{n}")
         if warehouse_dir.exists():
             shutil.copytree(warehouse_dir, trial)
         try:
