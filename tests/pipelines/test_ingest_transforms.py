@@ -14,8 +14,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipelines.graph import ValidateAndProtect
 from pipelines.ingest import (
     IN_PROCESS_BELOW,
+    POOL_FROM_BATCHES,
     RunParams,
     _in_process_below,
+    _pooled,
     add_arguments,
     uses_beam,
 )
@@ -202,3 +204,19 @@ def test_a_streaming_ingest_runs_every_poll_on_its_kept_workers_unless_told_othe
     assert beam_for(big, "--streaming", "--in-process-below", "1000")
     assert beam_for(1, "--streaming", "--in-process-below", "0")
     assert beam_for(1, "--streaming", "--runner", "DirectRunner")
+
+
+def test_a_run_starts_the_local_workers_only_when_they_pay_and_uses_running_ones_from_two_batches(
+    monkeypatch,
+) -> None:
+    import pipelines.ingest as ingest
+
+    params = RunParams(bootstrap="127.0.0.1:1", group="g", max_batch=100)
+    monkeypatch.setattr(ingest.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(ingest, "_pool", None)
+    start = POOL_FROM_BATCHES * 100
+    assert [_pooled(params, n) for n in (199, 200, start - 1, start)] == [False, False, False, True]
+    monkeypatch.setattr(ingest, "_pool", ("a setup", "its workers"))  # a long-lived ingest's
+    assert [_pooled(params, n) for n in (199, 200, start)] == [False, True, True]
+    monkeypatch.setattr(ingest.os, "cpu_count", lambda: 1)  # one core: never
+    assert not _pooled(params, start)
