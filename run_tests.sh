@@ -11,7 +11,7 @@ echo "[tests] mypy (the privacy core, the pipelines, the Kafka layer)"
 .venv/bin/mypy
 echo "[tests] pytest"
 # two workers, a file each at a time (its module fixtures built once), each with its own broker:
-# most of a test's time is a subprocess starting (Beam, Kafka, a browser): 540 s on two, 850-900 s on one
+# most of a test's time is a subprocess starting (Beam, Kafka, a browser): 655 s on two (2026-12-07)
 .venv/bin/python -m pytest -n 2 --dist loadfile -m "not portable" "$@"
 # The same ingest on Beam's portable runners (Flink, Spark, Prism), built on first use into .cache/ by
 # `seaport runners setup`; a worker that cannot start makes a portable job hang, hence the timeout.

@@ -31,7 +31,10 @@ def seaport(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         (["ingest", "--dev", "--runner", "NoSuchRunner"], "unknown Beam runner 'NoSuchRunner'"),
         (["ingest", "--dev", "--group", " "], "--group must name a consumer group"),  # librdkafka aborted
         (["ingest", "--dev", "--runner", "FlinkRunner"], "FlinkRunner needs --flink_job_server_jar=..."),
-        (["ingest", "--dev", "--runner", "PrismRunner", "--environment_type=LOOPBACK"], "`seaport runners setup prism`"),
+        (
+            ["ingest", "--dev", "--runner", "PrismRunner", "--environment_type=LOOPBACK"],
+            "`seaport runners setup prism`",
+        ),
         (["bench", "--runner", "FlinkRunner", "--flink_master=[local]"], "FlinkRunner needs --flink_job_server_jar"),
         (["runners", "setup", "storm"], "invalid choice: 'storm'"),
         (["ingest", "--dev", "--runner", "SparkRunner"], "`seaport runners setup spark`"),
