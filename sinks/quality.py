@@ -33,7 +33,7 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,8 @@ def validate_publish(
     tables = {t: f for t, f in frames.items() if t in COLUMNS and len(f)}
     coverage = tables.get(_RUN_TABLE, pd.DataFrame(columns=COLUMNS[_RUN_TABLE]))
     report = _validate(tables, k, timezone, run=(coverage, run))
-    if not report.ok:
+    if not report.ok:  # again, into GX's results store, which its data docs are built from
+        _validate(tables, k, timezone, run=(coverage, run), record=True)
         report.docs = _write_docs(Path(docs_dir))
     return report
 
@@ -214,12 +215,17 @@ def _validate(
     k: int | None,
     timezone: str,
     run: tuple[pd.DataFrame, _Run] | None = None,
+    record: bool = False,
 ) -> QualityReport:
-    """Validate each table's frame against its suite (and the run's checks, if `run`), as GX
-    validation definitions whose results stay in the context's (in-memory) results store."""
-    context = _context()
-    for key in context.validation_results_store.list_keys():  # only this validation's results
-        context.validation_results_store.remove_key(key)
+    """Validate each table's frame against its suite (and the run's checks, if `run`). With
+    `record`, as GX validation definitions whose results stay in the context's (in-memory) results
+    store, for the data docs; else on GX batches, which store nothing (~40 % cheaper a run)."""
+    context = _context()  # first: it waits for the warm-up thread's import
+    import great_expectations as gx
+
+    if record:
+        for key in context.validation_results_store.list_keys():  # only this validation's results
+            context.validation_results_store.remove_key(key)
     jobs = []
     for table, frame in tables.items():
         frame, derived = _with_derived_columns(table, frame, k, timezone)
@@ -229,9 +235,15 @@ def _validate(
         jobs.append((_RUN_SUITE, _RUN_TABLE, _with_run_columns(coverage, facts), _run_expectations(facts)))
     report = QualityReport()
     for suite_name, table, frame, expectations in jobs:
-        result = _definition(suite_name, expectations).run(
-            batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT
-        )
+        if record:
+            result = _definition(suite_name, expectations).run(
+                batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT
+            )
+        else:
+            batch = _batch_definition(suite_name).get_batch(batch_parameters={"dataframe": frame})
+            suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
+            with _configurations_memoized():
+                result = batch.validate(suite, result_format=RESULT_FORMAT)
         report.evaluated += len(result.results)
         report.failures += [_failure(table, r) for r in result.results if not r.success]
     report.failures.sort(key=lambda f: (f.table, f.expectation, f.column))
@@ -500,7 +512,10 @@ def _new_context() -> Any:
         import great_expectations as gx  # ~2-5 s to import: only when a check runs
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    from great_expectations.expectations.expectation import Expectation
+
     _quiet_gx()  # again: one GX module sets its own logger to INFO as it is imported
+    _memoize_configurations(Expectation)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     context.data_sources.add_pandas("analytics")
@@ -520,16 +535,53 @@ def _definition(name: str, expectations: list[Any]) -> Any:
     if cached is not None and cached[0] == configs:
         return cached[1]
     context = _context()
-    source = context.data_sources.get("analytics")
-    if name not in source.get_asset_names():
-        source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-    batch = source.get_asset(name).get_batch_definition("all")
     suite = context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=expectations))
     definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        gx.ValidationDefinition(name=name, data=_batch_definition(name), suite=suite)
     )
     _definitions[name] = (configs, definition)
     return definition
+
+
+@cache
+def _batch_definition(name: str) -> Any:
+    """The whole-dataframe batch definition of the data frame asset `name`, made once a process."""
+    source = _context().data_sources.get("analytics")
+    if name not in source.get_asset_names():
+        source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+    return source.get_asset(name).get_batch_definition("all")
+
+
+# GX reads an expectation's `configuration`, a new object built from its pydantic fields each
+# time, once per keyword argument it looks up: ~80 times an expectation a validation, ~25 % of the
+# gate. While a validation runs, nothing changes an expectation, so each is built once then.
+_memo = threading.local()
+
+
+def _memoize_configurations(expectation: type) -> None:
+    """Make `expectation.configuration` (GX's base class) built once per object inside
+    `_configurations_memoized()`, and as before outside it."""
+    build = expectation.configuration.fget  # type: ignore[attr-defined]
+
+    def configuration(self: Any) -> Any:
+        built = getattr(_memo, "built", None)
+        if built is None:
+            return build(self)
+        held = built.get(id(self))
+        if held is None:  # (object, its configuration): the object held, so its id stays its own
+            held = built[id(self)] = (self, build(self))
+        return held[1]
+
+    expectation.configuration = property(configuration)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _configurations_memoized() -> Iterator[None]:
+    _memo.built = {}
+    try:
+        yield
+    finally:
+        _memo.built = None
 
 
 def _write_docs(docs_dir: Path) -> Path:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from schemas.staged import OffsetRange, write_staged
+from sinks import quality
 from sinks.quality import COLUMNS, QualityReport, check_warehouse, validate_publish
 from sinks.warehouse import RunSummary, Warehouse
 from tests.helpers import CONTRACT_DDL
@@ -287,6 +288,29 @@ DEFECTS: dict[str, tuple[Callable[[dict[str, pd.DataFrame]], None], tuple[str, s
         ("page_views_hourly", BETWEEN, "hour"),
     ),
 }
+
+
+def test_the_gate_on_batches_judges_as_the_recorded_validation_does(correct) -> None:
+    # The gate validates GX batches with each expectation's configuration built once
+    # (`_configurations_memoized`); the data docs' run records validation definitions, building
+    # them as GX does. Every defect at once: the same failures, the same details, the same count.
+    frames = {t: f.copy() for t, f in correct.items()}
+    for change, _ in DEFECTS.values():
+        change(frames)
+    coverage = frames["coverage_daily"]
+    run = (coverage, quality._Run(tuple(DAYS), events_counted(correct) - 1))
+    fast = quality._validate(frames, K, TZ, run=run)
+    recorded = quality._validate(frames, K, TZ, run=run, record=True)
+    assert len(fast.failures) >= len(DEFECTS) and fast.failures == recorded.failures
+    assert fast.evaluated == recorded.evaluated >= 110
+    # the memo holds only inside a validation
+    from great_expectations.expectations.expectation import Expectation
+
+    expectation = quality._expectations("sessions_daily", K, [])[0]
+    assert isinstance(expectation, Expectation) and expectation.configuration is not expectation.configuration
+    with quality._configurations_memoized():
+        assert expectation.configuration is expectation.configuration
+    assert expectation.configuration is not expectation.configuration
 
 
 @pytest.mark.parametrize("defect", list(DEFECTS))
