@@ -518,7 +518,9 @@ def _new_context() -> Any:
     _memoize_configurations(Expectation)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    context.data_sources.add_pandas("analytics")
+    source = context.data_sources.add_pandas("analytics")
+    for name in (*COLUMNS, _RUN_SUITE):  # a data frame asset per suite, while the warm-up runs
+        source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
     return context
 
 
@@ -545,11 +547,8 @@ def _definition(name: str, expectations: list[Any]) -> Any:
 
 @cache
 def _batch_definition(name: str) -> Any:
-    """The whole-dataframe batch definition of the data frame asset `name`, made once a process."""
-    source = _context().data_sources.get("analytics")
-    if name not in source.get_asset_names():
-        source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-    return source.get_asset(name).get_batch_definition("all")
+    """The whole-dataframe batch definition of the suite `name`'s data frame asset."""
+    return _context().data_sources.get("analytics").get_asset(name).get_batch_definition("all")
 
 
 # GX reads an expectation's `configuration`, a new object built from its pydantic fields each
