@@ -140,6 +140,34 @@ def test_second_run_reads_nothing_and_changes_nothing(kafka_bootstrap, topic_pre
     assert read_tables(warehouse) == first
 
 
+def test_a_run_starts_at_the_stored_positions_and_asks_the_group_only_where_none_is_stored(
+    kafka_bootstrap, topic_prefix, kafka_client
+):
+    from pipelines.ingest import INPUT_TOPICS, plan_ranges
+
+    client = kafka_client()
+    beacons = topic_name("beacons.raw", topic_prefix)
+    client.produce(beacons, [(f"k{i}".encode(), b"{}") for i in range(40)])
+    ends = {t: client.end_offsets(topic_name(t, topic_prefix)) for t in INPUT_TOPICS}
+    partition = next(p for p, end in ends["beacons.raw"].items() if end >= 2)
+    group = f"{topic_prefix}planner"
+    client.commit(group, {(beacons, partition): 1})
+    asked: list[str] = []
+    committed = client.committed
+    client.committed = lambda g, t: asked.append(t) or committed(g, t)  # type: ignore[method-assign]
+
+    stored = {(t, p): end for t in INPUT_TOPICS for p, end in ends[t].items()}
+    stored[("beacons.raw", partition)] = 2  # the warehouse's position wins over the group's offset
+    ranges = {(r.topic, r.partition): (r.start, r.end) for r in plan_ranges(client, stored, group, topic_prefix)}
+    assert asked == []  # every position stored: no consumer, no round trip for the group's offsets
+    assert ranges == {key: (start, ends[key[0]][key[1]]) for key, start in stored.items()}
+
+    del stored[("beacons.raw", partition)]
+    ranges = {(r.topic, r.partition): (r.start, r.end) for r in plan_ranges(client, stored, group, topic_prefix)}
+    assert asked == [beacons]
+    assert ranges[("beacons.raw", partition)] == (1, ends["beacons.raw"][partition])  # the group's offset
+
+
 def test_bad_input_is_routed_counted_and_redacted(kafka_bootstrap, topic_prefix, tmp_path, key_file):
     ds = build_dataset(seed=23, subjects=30, bad=3000)
     produce(kafka_bootstrap, topic_prefix, ds.messages)
