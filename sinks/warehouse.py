@@ -542,7 +542,7 @@ class Warehouse:
             on_days = self._on_days_of_keys(time, index, f"SELECT {pseudonym} FROM staged_erasure")
             rows = f"(SELECT * FROM {facts} WHERE {on_days})"
         holds = (
-            f"""(SELECT string_agg(DISTINCT h.name || ': ' || h.reason, '; ') FROM legal_holds h
+            f"""(SELECT string_agg(DISTINCT h.name || ': ' || h.reason, '; ' ORDER BY h.name || ': ' || h.reason) FROM legal_holds h
                  WHERE {held_sql("h", "t.subject_pseudonym", day)})"""
             if day
             else "NULL"
@@ -551,7 +551,7 @@ class Warehouse:
             WITH x AS (SELECT r.source_partition, r.source_offset, t.subject_pseudonym AS s, {holds} AS holds
                        FROM staged_erasure r LEFT JOIN {rows} t ON t.subject_pseudonym = r.{pseudonym})
             SELECT source_partition, source_offset, '{store}', '{table}', '{action}',
-                   count(s) FILTER (WHERE holds IS NULL), count(holds), string_agg(DISTINCT holds, '; ')
+                   count(s) FILTER (WHERE holds IS NULL), count(holds), string_agg(DISTINCT holds, '; ' ORDER BY holds)
             FROM x GROUP BY source_partition, source_offset
             ON CONFLICT DO NOTHING"""
 
@@ -814,7 +814,7 @@ class Warehouse:
                receipt AS (
                    SELECT source_partition, source_offset,
                           json_group_object(store || '.' || table_name || ' (' || action || ')', rows) AS rows_removed,
-                          sum(held)::BIGINT AS rows_held, string_agg(DISTINCT holds, '; ') AS holds
+                          sum(held)::BIGINT AS rows_held, string_agg(DISTINCT holds, '; ' ORDER BY holds) AS holds
                    FROM receipts GROUP BY ALL)
                SELECT e.request_id, e.subject_kind, e.requested_at, e.processed_at, d.due_by,
                       r.rows_removed::VARCHAR AS rows_removed, coalesce(r.rows_held, 0) AS rows_held, r.holds

@@ -152,6 +152,12 @@ def test_erasure_receipt_and_a_legal_hold_keep_exactly_the_held_rows(kafka_boots
         f'subjects = ["{sec}"]',
         f"from = {T0.date().isoformat()}",
         f"to = {T0.date().isoformat()}",
+        "[[hold]]",  # a second hold of the same rows, listed after the first and named before it
+        'name = "AUDIT-TEST-0"',
+        'reason = "annual audit"',
+        f'subjects = ["{sec}"]',
+        f"from = {T0.date().isoformat()}",
+        f"to = {T0.date().isoformat()}",
     )
     erase = seaport("erase", "--openid", subject, "--request-id", "req-held", "--warehouse", str(warehouse),
                     *kafka(kafka_bootstrap, topic_prefix))  # fmt: skip
@@ -169,7 +175,8 @@ def test_erasure_receipt_and_a_legal_hold_keep_exactly_the_held_rows(kafka_boots
     assert removed["security.security_events (deleted)"] == 2
     assert removed["state.analytics_events (unlinked)"] == 5
     assert removed["state.consent_changes (unlinked)"] == 1
-    assert held == 3 and holds == "INC-TEST-1: open security incident"
+    # both holds of the rows, in order of name: the same request, the same text
+    assert held == 3 and holds == "AUDIT-TEST-0: annual audit; INC-TEST-1: open security incident"
     assert sec not in json.dumps(removed) + str(holds)
 
     # retention respects a day hold too: with 1 day of retention only held rows stay
