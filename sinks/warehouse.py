@@ -542,8 +542,8 @@ class Warehouse:
             on_days = self._on_days_of_keys(time, index, f"SELECT {pseudonym} FROM staged_erasure")
             rows = f"(SELECT * FROM {facts} WHERE {on_days})"
         holds = (
-            f"""(SELECT string_agg(DISTINCT h.name || ': ' || h.reason, '; ' ORDER BY h.name || ': ' || h.reason) FROM legal_holds h
-                 WHERE {held_sql("h", "t.subject_pseudonym", day)})"""
+            f"""(SELECT string_agg(DISTINCT h.name || ': ' || h.reason, '; ' ORDER BY h.name || ': ' || h.reason)
+                 FROM legal_holds h WHERE {held_sql("h", "t.subject_pseudonym", day)})"""
             if day
             else "NULL"
         )
