@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import math
 import os
@@ -472,6 +473,11 @@ async def serve(args: argparse.Namespace, limits: Limits, reuse_port: bool = Fal
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, reuse_port=reuse_port or None, backlog=1024)
     await site.start()
+    # What start-up made (modules, the app, the models) lives as long as the process: out of the
+    # garbage collector's sight, a full collection takes 0.4 ms instead of 30-45 ms of a stalled
+    # event loop (each worker had one about every 30 s at 5,000 pixels/s).
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

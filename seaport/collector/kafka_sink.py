@@ -1,7 +1,7 @@
 """Producing to Kafka from the event loop: a 2xx answer only once the broker has the event.
 
 One confluent-kafka Producer, configured as every producer is (`seaport.kafka.clients.PRODUCER`:
-idempotent, `acks=all`), with the collector's timeouts. The event loop itself polls it for
+idempotent, `acks=all`), with the collector's own linger (`LINGER_MS`) and timeouts. The event loop itself polls it for
 delivery reports, every millisecond while messages are in flight (every 100 ms otherwise, for
 the broker state `/healthz` shows): each report settles its request's future right there. No
 thread: a polling thread took the GIL from the event loop for every poll's reports (with a
@@ -26,11 +26,21 @@ class KafkaUnavailable(Exception):
     """The broker did not take the message in time: the client should retry later (503)."""
 
 
+# How long the producer waits to fill a batch (the Kafka layer's 5 ms suits bulk producers): every
+# answer waits for its delivery report, so each millisecond of it is a millisecond of every answer.
+# Pixels at a fixed 5,000/s, two workers, two rounds: p50/p99 4.3/8.2 and 5.1/14.7 ms against
+# 7.6/12.7 and 7.4/11.9 ms at 5 ms; a closed loop of pixels 10,540 and 9,519/s against 7,372 and
+# 6,751/s. Batches of 20 pay for it in produce requests: 43,930 and 37,754 events/s against
+# 60,328 and 58,260. 0 ms was worse for both (5,759-8,003 pixels/s, 27,152-27,972 events/s).
+LINGER_MS = 1
+
+
 def collector_producer_config(bootstrap: str, delivery_timeout_ms: int) -> dict[str, Any]:
-    """The Kafka layer's producer configuration, with the collector's timeouts."""
+    """The Kafka layer's producer configuration, with the collector's linger and timeouts."""
     return producer_config(
         bootstrap,
         **{
+            "linger.ms": LINGER_MS,
             "message.timeout.ms": delivery_timeout_ms,  # after this, answer 503; the tracker retries
             "socket.connection.setup.timeout.ms": max(1000, min(delivery_timeout_ms, 5000)),  # librdkafka: >= 1000
             "reconnect.backoff.max.ms": 1000,

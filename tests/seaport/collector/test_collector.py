@@ -805,4 +805,7 @@ def test_any_delivery_timeout_makes_a_producer_librdkafka_accepts(timeout_ms):
 
     from seaport.collector.kafka_sink import collector_producer_config
 
-    Producer(collector_producer_config("127.0.0.1:1", timeout_ms)).flush(0)
+    config = collector_producer_config("127.0.0.1:1", timeout_ms)
+    Producer(config).flush(0)
+    # its own linger (every answer waits for it), never at the cost of the delivery guarantee
+    assert (config["acks"], config["enable.idempotence"], config["linger.ms"]) == ("all", True, 1)
