@@ -285,12 +285,16 @@ class Warehouse:
         Keys sent more than once in the run (a few percent) are found by one hash aggregate; every
         other row goes in as it is, in its staged order (no sort, no window over the run)."""
         event_id, ts = spec.key
-        return self._scalar(
+        # the repeated keys first, on their own (a few percent of the rows): in the insert, a CTE
+        # read by both the aggregate and the insert held every staged row in memory, and spilled
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE repeated AS
+                SELECT {event_id}, {ts}, min((_partition, _offset)) AS first FROM {source}
+                GROUP BY ALL HAVING count(*) > 1"""
+        )
+        inserted = self._scalar(
             f"""INSERT INTO {schema}.{spec.name} BY NAME
-                WITH s AS {source},
-                repeated AS (SELECT {event_id}, {ts}, min((_partition, _offset)) AS first FROM s
-                             GROUP BY ALL HAVING count(*) > 1)
-                SELECT s.* EXCLUDE (_partition, _offset) FROM s
+                SELECT s.* EXCLUDE (_partition, _offset) FROM {source} s
                 ANTI JOIN (SELECT {event_id}, {ts} FROM {schema}.{spec.name}
                            WHERE {self._on_days_of(ts, f"SELECT {ts} FROM {source}")}) e
                        ON e.{event_id} = s.{event_id} AND e.{ts} = s.{ts}
@@ -298,6 +302,8 @@ class Warehouse:
                        ON r.{event_id} IS NOT DISTINCT FROM s.{event_id} AND r.{ts} IS NOT DISTINCT FROM s.{ts}
                       AND r.first <> (s._partition, s._offset)"""
         )
+        self.con.execute("DROP TABLE repeated")
+        return inserted
 
     def _scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         # fetchall, not fetchone: DuckDB 2.0 refuses other work while a result is unfinished

@@ -167,12 +167,13 @@ def withhold_profiles_without_consent(
     assignments = ", ".join(f"{c} = NULL" for c in gated_columns)
     any_set = " OR ".join(f"{c} IS NOT NULL" for c in gated_columns)
     changed = "SELECT subject_pseudonym FROM changed_subjects"
+    candidate = "event_id, ts, subject_pseudonym, opt_out"  # what consent at the event's time reads
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE profile_candidates AS
-            SELECT * FROM st.analytics_events
+            SELECT {candidate} FROM st.analytics_events
             WHERE ({any_set}) AND {on_days_of("ts", "SELECT ts FROM staged_analytics")}
               AND (event_id, ts) IN (SELECT event_id, ts FROM staged_analytics)
-            UNION SELECT * FROM st.analytics_events
+            UNION SELECT {candidate} FROM st.analytics_events
             WHERE ({any_set}) AND subject_pseudonym IN ({changed})
               AND {on_days_of_keys("ts", "st.subject_days", changed)}"""
     )
