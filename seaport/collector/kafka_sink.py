@@ -1,13 +1,13 @@
 """Producing to Kafka from the event loop: a 2xx answer only once the broker has the event.
 
 One confluent-kafka Producer, configured as every producer is (`seaport.kafka.clients.PRODUCER`:
-idempotent, `acks=all`), with the collector's own linger (`LINGER_MS`) and timeouts. The event loop itself polls it for
-delivery reports, every millisecond while messages are in flight (every 100 ms otherwise, for
-the broker state `/healthz` shows): each report settles its request's future right there. No
-thread: a polling thread took the GIL from the event loop for every poll's reports (with a
-0.5 ms switch interval, to keep that wait short) and handed them over through the loop's
-wake-up pipe; the loop's own polls cost less (4,000 pixels/s: 220 instead of 240 µs of worker
-CPU per request, on two cores that also run the broker and the load).
+idempotent, `acks=all`), with the collector's own linger (`LINGER_MS`) and timeouts. The event
+loop itself polls it for delivery reports, every millisecond while messages are in flight (every
+100 ms otherwise, for the broker state `/healthz` shows): each report settles its request's
+future right there. No thread: a polling thread took the GIL from the event loop for every
+poll's reports (with a 0.5 ms switch interval, to keep that wait short) and handed them over
+through the loop's wake-up pipe; the loop's own polls cost less (4,000 pixels/s: 220 instead of
+240 µs of worker CPU per request, on two cores that also run the broker and the load).
 """
 
 from __future__ import annotations
